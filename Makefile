@@ -1,0 +1,35 @@
+# The two README commands: `make demo` and `make test`. Each creates or reuses .venv in the repo,
+# installs minipsp with what it needs, and runs. Nothing else has to be installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test test-fast lint bench notebooks clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps re-install when the project's metadata changes.
+$(VENV)/.core: pyproject.toml setup.py | $(VENV)/bin/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml setup.py | $(VENV)/bin/python
+	$(PIP) -e ".[test]"
+	touch $(VENV)/.core $@
+
+demo: $(VENV)/.core
+	$(PY) -m minipsp.demo
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check minipsp kernels tests benchmarks setup.py
+
+bench: $(VENV)/.test
+	$(PY) -m benchmarks.ops
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,63 @@
+"""minipsp.kernels: arrays in, arrays out. No autograd, no classes, nothing imported from minipsp.
+
+One sub-package per op family (conv2d, batch_norm, ...), each with the same functions in three
+variants, as three modules with the same function names, arguments and results:
+
+    reference.py   plain NumPy: the readable definition, never optimised
+    cpu.py         Numba @njit (parallel where it pays), compiled once and cached
+    cuda.py        Numba @cuda.jit on CuPy arrays (through __cuda_array_interface__)
+
+`variant(family, array)` picks the module for an array: `cuda` for a CuPy array, otherwise the CPU
+variant in force, `cpu` by default. `use("reference")` switches the CPU variant inside a `with`
+block (for teaching and tests); the environment variable MINIPSP_KERNEL=reference does the same
+for a whole process (to bisect a wrong answer down to one variant).
+
+Legend used in every docstring:
+    N batch, C channels (C_in, C_out for convolution), H, W spatial size (OH, OW of the output),
+    K classes, S adaptive-pooling bins (output size), KH, KW kernel size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+
+CPU_VARIANTS = ("reference", "cpu")
+VARIANTS = ("reference", "cpu", "cuda")
+
+_cpu_variant = os.environ.get("MINIPSP_KERNEL", "cpu")
+if _cpu_variant not in CPU_VARIANTS:
+    raise ValueError(f"MINIPSP_KERNEL must be one of {CPU_VARIANTS}; got {_cpu_variant!r}")
+
+
+def cpu_variant() -> str:
+    """The CPU variant in force: 'cpu' (Numba) or 'reference' (NumPy)."""
+    return _cpu_variant
+
+
+@contextlib.contextmanager
+def use(name: str):
+    """Run the CPU kernels of the `with` block as `name` ('reference' or 'cpu')."""
+    global _cpu_variant
+    if name not in CPU_VARIANTS:
+        raise ValueError(f"kernels.use: variant must be one of {CPU_VARIANTS}; got {name!r}")
+    previous = _cpu_variant
+    _cpu_variant = name
+    try:
+        yield
+    finally:
+        _cpu_variant = previous
+
+
+def load(family: str, name: str):
+    """The module minipsp.kernels.<family>.<name>, imported once."""
+    if name not in VARIANTS:
+        raise ValueError(f"kernel variant must be one of {VARIANTS}; got {name!r}")
+    return importlib.import_module(f"{__name__}.{family}.{name}")
+
+
+def variant(family: str, array):
+    """The kernel module of `family` that runs on `array`: cuda for CuPy, else the CPU variant."""
+    on_gpu = type(array).__module__.startswith("cupy")
+    return load(family, "cuda" if on_gpu else _cpu_variant)

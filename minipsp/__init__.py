@@ -1,0 +1,19 @@
+"""minipsp: a from-scratch deep-learning engine that trains PSPNet.
+
+    import minipsp
+    x = minipsp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad   # [2, 4, 6]
+"""
+
+from minipsp.autograd import Function, gradcheck, no_grad, enable_grad, is_grad_enabled  # noqa: I001
+from minipsp.backend import cuda_is_available, get_array_module
+from minipsp.random import manual_seed
+from minipsp.tensor import Tensor, cat, from_numpy, ones, rand, randn, stack, tensor, zeros
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "Tensor", "cat", "cuda_is_available", "enable_grad", "from_numpy", "get_array_module",
+    "gradcheck", "is_grad_enabled", "manual_seed", "no_grad", "ones", "rand", "randn", "stack", "tensor", "zeros",
+]

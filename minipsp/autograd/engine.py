@@ -1,0 +1,91 @@
+"""Reverse-mode differentiation: walk the recorded graph once, from the output back to the leaves.
+
+1. Order the nodes topologically with an iterative depth-first search (a recursive one hits
+   Python's recursion limit on a ResNet-101).
+2. Visit them in reverse: each node's Function.backward turns dL/d(output) into dL/d(inputs).
+3. A tensor used twice receives the sum of both contributions (`+=`), before its own node runs.
+4. Leaves that require grad accumulate into `.grad`, as in PyTorch (so call `zero_grad`).
+5. Unless `retain_graph=True`, each node's saved arrays are dropped as soon as it has run.
+"""
+
+from __future__ import annotations
+
+from minipsp.autograd.grad_mode import no_grad
+from minipsp.backend import get_array_module
+
+
+def topological_order(root):
+    """Tensors reachable from `root` through recorded nodes, every tensor after its inputs."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor._node is not None:
+            for _, parent in tensor._node.parents:
+                if id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) * grad into every leaf's `.grad`."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() called on a tensor that does not require grad and has no graph "
+            "(was it computed under no_grad(), or from tensors with requires_grad=False?)"
+        )
+    xp = get_array_module(root.data)
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a `grad` argument needs a scalar output; got shape {tuple(root.shape)}. "
+                "Pass grad= with the output's shape, or reduce the output first (e.g. .sum())."
+            )
+        grad = xp.ones_like(root.data)
+    else:
+        grad = grad.data if hasattr(grad, "_node") else xp.asarray(grad, dtype=root.data.dtype)
+        if grad.shape != root.data.shape:
+            raise ValueError(f"backward(): grad has shape {tuple(grad.shape)} but the output has shape "
+                             f"{tuple(root.shape)}; they must match")
+
+    grads = {id(root): grad}
+    with no_grad():  # backward computes with arrays; nothing here should be recorded
+        for tensor in reversed(topological_order(root)):
+            dy = grads.pop(id(tensor), None)
+            if dy is None:
+                continue
+            node = tensor._node
+            if node is None:  # a leaf
+                tensor.grad = dy.copy() if tensor.grad is None else tensor.grad + dy
+                continue
+            if node.ctx.freed:
+                raise RuntimeError(
+                    f"trying to backward through the graph a second time (through {node.function.__name__}): "
+                    "its saved arrays were freed after the first backward. "
+                    "Pass retain_graph=True to the first backward() if you need to call it twice."
+                )
+            dinputs = node.function.backward(node.ctx, dy)
+            if not isinstance(dinputs, tuple):
+                dinputs = (dinputs,)
+            for position, parent in node.parents:
+                dparent = dinputs[position]
+                if dparent is None:
+                    continue
+                if dparent.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"{node.function.__name__}.backward returned a gradient of shape {tuple(dparent.shape)} "
+                        f"for input {position} of shape {tuple(parent.shape)}"
+                    )
+                dparent = dparent.astype(parent.data.dtype, copy=False)
+                key = id(parent)
+                grads[key] = dparent if key not in grads else grads[key] + dparent
+            if not retain_graph:
+                node.ctx.saved = ()
+                node.ctx.freed = True

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: `minipsp.nn.functional` (ops) and, later, modules."""
