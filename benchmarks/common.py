@@ -1,0 +1,54 @@
+"""What every benchmark shares: a Case (the same work in minipsp and in PyTorch) and a fair timer.
+
+A Case holds two callables that do the same forward + backward on the same inputs, one with
+minipsp and one with PyTorch. Each returns its forward output as a NumPy array, so the table can
+show the largest difference between them next to the times (a fast wrong answer is not a result).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Case:
+    name: str                               # e.g. "conv2d 3x3 dilation 2"
+    shape: str                              # e.g. "8x64x64x64 -> 64"
+    minipsp: Callable[[], np.ndarray]       # forward + backward with minipsp, returns the forward output
+    torch: Callable[[], np.ndarray]         # the same with torch
+
+
+def synchronize(device):
+    """Wait for queued GPU work, so that the clock measures it."""
+    if device == "cuda":
+        import cupy
+        import torch
+
+        cupy.cuda.Device().synchronize()
+        torch.cuda.synchronize()
+
+
+def median_time(fn, device="cpu", repeats=5, warmup=1):
+    """Median wall time of fn() in seconds, after `warmup` untimed calls (JIT compilation, caches)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def max_abs_error(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("nan")
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
