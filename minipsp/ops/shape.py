@@ -33,7 +33,8 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, a, dims):
         if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
-            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes of shape {a.shape}")
+            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes "
+                             f"of shape {a.shape}")
         dims = tuple(d % a.ndim for d in dims)
         ctx.inverse = tuple(sorted(range(len(dims)), key=lambda i: dims[i]))
         return a.transpose(dims)
