@@ -1,0 +1,53 @@
+"""Each op's forward + backward: minipsp `cpu`, minipsp `reference` and torch CPU, same inputs, one run.
+
+    python -m benchmarks.ops                 # every case
+    python -m benchmarks.ops conv2d pooling  # some families
+    python -m benchmarks.ops --skip-reference
+
+The first call of each variant is excluded (Numba compiles then). The error column is the largest
+difference between minipsp's and torch's forward output: a fast wrong answer is not a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import minipsp.kernels as kernels
+from benchmarks.common import max_abs_error, median_time
+
+FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy"]
+
+
+def load_cases(families, device="cpu"):
+    for family in families:
+        module = importlib.import_module(f"benchmarks.cases.{family}")
+        yield from module.cases(device)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("families", nargs="*", default=FAMILIES, help=f"any of {FAMILIES}")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-reference", action="store_true", help="do not time the (slow) NumPy reference")
+    args = parser.parse_args(argv)
+
+    variants = ["cpu"] if args.skip_reference else ["cpu", "reference"]
+    header = f"{'op':34s} {'shape':26s} {'torch ms':>9s}" + "".join(f" {v + ' ms':>13s} {'x torch':>8s}"
+                                                                     for v in variants) + f" {'max|err|':>9s}"
+    print(header)
+    print("-" * len(header))
+    for case in load_cases(args.families):
+        torch_time = median_time(case.torch, repeats=args.repeats)
+        row = f"{case.name:34s} {case.shape:26s} {torch_time * 1e3:9.2f}"
+        for variant in variants:
+            with kernels.use(variant):
+                t = median_time(case.minipsp, repeats=args.repeats if variant == "cpu" else 1)
+                if variant == "cpu":
+                    error = max_abs_error(case.minipsp(), case.torch())
+            row += f" {t * 1e3:13.2f} {t / torch_time:8.2f}"
+        print(row + f" {error:9.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
