@@ -9,5 +9,6 @@
 
 from minipsp.data import transforms
 from minipsp.data.dataset import DataLoader, Dataset, collate
+from minipsp.data.synthetic import SyntheticScenes
 
-__all__ = ["DataLoader", "Dataset", "collate", "transforms"]
+__all__ = ["DataLoader", "Dataset", "SyntheticScenes", "collate", "transforms"]

@@ -6,6 +6,7 @@ import torch
 
 from minipsp.data import DataLoader, Dataset, collate
 from minipsp.data import transforms as T
+from minipsp.data.synthetic import BOAT, CAR, CLASSES, PALETTE, TRACTOR, Canvas, SyntheticScenes, colorize, draw_vehicle
 
 H, W = 40, 52
 
@@ -260,3 +261,82 @@ def test_loader_on_a_plain_list_and_errors():
         DataLoader(pairs, batch_size=4, drop_last=True)
     with pytest.raises(IndexError, match="out of range"):
         Numbers(3)[3]
+
+
+# -- SyntheticScenes -------------------------------------------------------------------------
+
+
+def test_synthetic_is_deterministic_by_seed_split_and_index():
+    a, b = SyntheticScenes(count=5, size=33, seed=3), SyntheticScenes(count=5, size=33, seed=3)
+    for i in range(5):
+        np.testing.assert_array_equal(a[i][0], b[i][0])
+        np.testing.assert_array_equal(a[i][1], b[i][1])
+    assert not np.array_equal(a[0][0], SyntheticScenes(count=5, size=33, seed=4)[0][0])
+    assert not np.array_equal(a[0][0], SyntheticScenes("val", count=5, size=33, seed=3)[0][0])
+    np.testing.assert_array_equal(a[4][1], SyntheticScenes(count=50, size=33, seed=3)[4][1])  # not count
+
+
+def test_synthetic_sizes_and_types():
+    image, label = SyntheticScenes(count=1, size=(24, 40))[0]
+    assert image.shape == (24, 40, 3) and image.dtype == np.float32
+    assert label.shape == (24, 40) and label.dtype == np.int64
+    assert image.min() >= 0 and image.max() <= 255
+    big = SyntheticScenes(count=1, size=130)[0][1]
+    small = SyntheticScenes(count=1, size=65)[0][1]
+    assert np.mean(big[::2, ::2] == small) > 0.9  # the same scene, drawn at another resolution
+    assert len(SyntheticScenes(count=7)) == 7
+
+
+def test_synthetic_context_decides_the_vehicle_class():
+    data = SyntheticScenes(count=60, size=65, seed=0)
+    vehicle_of = {"harbour": BOAT, "street": CAR, "field": TRACTOR}
+    seen, large = np.zeros(len(CLASSES), bool), 0
+    for i in range(len(data)):
+        label = data[i][1]
+        present = set(np.unique(label).tolist())
+        assert present <= set(range(len(CLASSES)))
+        seen[list(present)] = True
+        vehicles = present & {BOAT, CAR, TRACTOR}
+        assert vehicles == {vehicle_of[data.scene_type(i)]}  # one vehicle class, the scene's
+        large += np.mean(label == vehicle_of[data.scene_type(i)]) > 0.2
+    assert seen.all(), f"classes never drawn: {[c for c, s in zip(CLASSES, seen) if not s]}"
+    assert large >= 10  # big vehicles, whose middle is far from any ground, are common
+    assert {data.scene_type(i) for i in range(len(data))} == set(vehicle_of)
+
+
+def test_synthetic_vehicles_look_the_same_whatever_their_class():
+    drawings = []
+    for cls in (BOAT, CAR, TRACTOR):
+        canvas = Canvas(np.random.default_rng(0), 32, 32)
+        draw_vehicle(canvas, cls, 0.1, 0.9, 0.7, 0.5)
+        drawings.append(canvas)
+    for canvas, cls in zip(drawings[1:], (CAR, TRACTOR)):
+        np.testing.assert_array_equal(canvas.image, drawings[0].image)
+        np.testing.assert_array_equal(canvas.label == cls, drawings[0].label == BOAT)
+
+
+def test_colorize_and_palette():
+    label = np.array([[0, 9], [255, 3]])
+    rgb = colorize(label)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    np.testing.assert_array_equal(rgb[0, 1], PALETTE[9])
+    np.testing.assert_array_equal(rgb[1, 0], [0, 0, 0])
+    assert PALETTE.shape == (len(CLASSES), 3) and len({tuple(c) for c in PALETTE}) == len(CLASSES)
+
+
+def test_synthetic_through_the_loader_with_transforms():
+    tf = T.Compose([T.RandScale((0.5, 2.0)), T.RandRotate(), T.RandomGaussianBlur(), T.RandomHorizontalFlip(),
+                    T.Crop(33, crop_type="rand"), T.ToTensor(), T.Normalize()])
+    loader = DataLoader(SyntheticScenes(count=6, size=33, transform=tf), batch_size=3, shuffle=True)
+    images, labels = next(iter(loader))
+    assert images.shape == (3, 3, 33, 33) and labels.shape == (3, 33, 33)
+    assert abs(images.mean()) < 2  # normalised
+
+
+def test_synthetic_errors():
+    with pytest.raises(ValueError, match="split"):
+        SyntheticScenes(split="training")
+    with pytest.raises(ValueError, match="count"):
+        SyntheticScenes(count=0)
+    with pytest.raises(ValueError, match="size"):
+        SyntheticScenes(size=4)
