@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from minipsp.data import DataLoader, Dataset, collate
 from minipsp.data import transforms as T
+from minipsp.data.readers import ADE20K, ADE20K_LABEL_MAP, Cityscapes, SemsegList, VOCSegmentation, read_label
 from minipsp.data.synthetic import BOAT, CAR, CLASSES, PALETTE, TRACTOR, Canvas, SyntheticScenes, colorize, draw_vehicle
 
 H, W = 40, 52
@@ -340,3 +342,118 @@ def test_synthetic_errors():
         SyntheticScenes(count=0)
     with pytest.raises(ValueError, match="size"):
         SyntheticScenes(size=4)
+
+
+# -- readers on tiny real folders ------------------------------------------------------------
+COLOR = (200, 40, 90)
+
+
+def write_image(path, size=(8, 6), color=COLOR):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+def write_label(path, array, palette=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.asarray(array, np.uint8))
+    if palette:  # as VOC stores them: indices into a colour palette
+        img = img.convert("P")
+        img.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
+    img.save(path)
+
+
+RAW = np.array([[0, 1, 2, 150, 150, 7, 7, 0]] * 6)  # 6 x 8
+
+
+def test_ade20k_reader_maps_labels(tmp_path):
+    ade = tmp_path / "ADEChallengeData2016"
+    for name in ("ADE_train_00000001", "ADE_train_00000002"):
+        write_image(ade / "images" / "training" / f"{name}.jpg")
+        write_label(ade / "annotations" / "training" / f"{name}.png", RAW)
+    for root in (tmp_path, ade):
+        data = ADE20K(root, split="train")
+        assert len(data) == 2
+        image, label = data[1]
+        assert image.shape == (6, 8, 3) and image.dtype == np.float32 and label.dtype == np.int64
+        np.testing.assert_allclose(image[3, 4], COLOR, atol=6)  # JPEG is lossy
+        np.testing.assert_array_equal(label[0], [255, 0, 1, 149, 149, 6, 6, 255])
+    with pytest.raises(FileNotFoundError, match=r"(?s)images/validation.*expected layout"):
+        ADE20K(tmp_path, split="val")
+    with pytest.raises(ValueError, match="split"):
+        ADE20K(tmp_path, split="validation")
+
+
+def test_voc_reader_keeps_borders_and_reads_the_aug_list(tmp_path):
+    voc = tmp_path / "VOCdevkit" / "VOC2012"
+    raw = np.array([[0, 0, 15, 15, 255, 255, 20, 1]] * 6)
+    for name in ("2007_000032", "2007_000039"):
+        write_image(voc / "JPEGImages" / f"{name}.jpg")
+        write_label(voc / "SegmentationClass" / f"{name}.png", raw, palette=True)
+        write_label(voc / "SegmentationClassAug" / f"{name}.png", raw[:, ::-1])
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\n2007_000039\n")
+    data = VOCSegmentation(tmp_path, split="train")
+    assert len(data) == 2
+    assert Image.open(voc / "SegmentationClass" / "2007_000032.png").mode == "P"
+    np.testing.assert_array_equal(data[0][1], raw)  # palette indices, not colours; 255 kept
+    (voc / "ImageSets" / "SegmentationAug").mkdir(parents=True)
+    (voc / "ImageSets" / "SegmentationAug" / "train_aug.txt").write_text(
+        "/JPEGImages/2007_000039.jpg /SegmentationClassAug/2007_000039.png\n")
+    aug = VOCSegmentation(voc, split="train", aug=True)
+    assert len(aug) == 1
+    np.testing.assert_array_equal(aug[0][1], raw[:, ::-1])
+    with pytest.raises(FileNotFoundError, match=r"(?s)val.txt.*expected layout"):
+        VOCSegmentation(tmp_path, split="val")
+
+
+def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
+    raw = np.array([[7, 8, 26, 33, 0, 1, 255, 23]] * 6)
+    for city, frame in (("aachen", "000000_000019"), ("bremen", "000001_000019")):
+        write_image(tmp_path / "leftImg8bit" / "train" / city / f"{city}_{frame}_leftImg8bit.png")
+        write_label(tmp_path / "gtFine" / "train" / city / f"{city}_{frame}_gtFine_labelIds.png", raw)
+    data = Cityscapes(tmp_path, split="train")
+    assert len(data) == 2
+    image, label = data[1]
+    np.testing.assert_array_equal(image[0, 0], COLOR)  # PNG is exact
+    np.testing.assert_array_equal(label[0], [0, 1, 13, 18, 255, 255, 255, 10])
+    (tmp_path / "gtFine" / "train" / "bremen" / "bremen_000001_000019_gtFine_labelIds.png").unlink()
+    with pytest.raises(FileNotFoundError, match="bremen_000001_000019_gtFine_labelIds.png"):
+        Cityscapes(tmp_path, split="train")
+
+
+def test_semseg_list_reader(tmp_path):
+    write_image(tmp_path / "images" / "a.jpg")
+    write_label(tmp_path / "labels" / "a.png", RAW)
+    write_image(tmp_path / "images" / "b.png")
+    write_label(tmp_path / "labels" / "b.png", RAW[::-1])
+    lists = tmp_path / "list.txt"
+    lists.write_text("images/a.jpg labels/a.png\n\nimages/b.png labels/b.png\n")
+    data = SemsegList(tmp_path, lists)
+    assert len(data) == 2
+    np.testing.assert_array_equal(data[0][1], RAW)  # labels as stored
+    np.testing.assert_array_equal(SemsegList(tmp_path, lists, label_map=ADE20K_LABEL_MAP)[0][1][0, :3], [255, 0, 1])
+    loader = DataLoader(SemsegList(tmp_path, lists, transform=T.Compose([T.Crop(4), T.ToTensor()])), batch_size=2)
+    images, labels = next(iter(loader))
+    assert images.shape == (2, 3, 4, 4) and labels.shape == (2, 4, 4)
+
+    (tmp_path / "bad.txt").write_text("images/a.jpg\n")
+    with pytest.raises(ValueError, match="line 1"):
+        SemsegList(tmp_path, tmp_path / "bad.txt")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        SemsegList(tmp_path, tmp_path / "missing.txt")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        SemsegList(tmp_path / "nowhere", lists)
+    (tmp_path / "gone.txt").write_text("images/gone.jpg labels/a.png\n")
+    with pytest.raises(FileNotFoundError, match="gone.jpg"):
+        SemsegList(tmp_path, tmp_path / "gone.txt")
+
+
+def test_label_must_be_single_channel_and_same_size(tmp_path):
+    write_image(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="single-channel"):
+        read_label(tmp_path / "rgb.png")
+    write_image(tmp_path / "img.png", size=(8, 6))
+    write_label(tmp_path / "small.png", RAW[:3])
+    (tmp_path / "l.txt").write_text("img.png small.png\n")
+    with pytest.raises(ValueError, match="8x6 but its label"):
+        SemsegList(tmp_path, tmp_path / "l.txt")[0]
