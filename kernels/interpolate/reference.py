@@ -1,0 +1,106 @@
+"""Bilinear and nearest interpolation in plain NumPy: the readable definition (see __init__ for the math).
+
+`bilinear_source` and `nearest_source` say, for each output row (or column), which input rows it
+reads and with what weights. The cpu and cuda variants use the same two helpers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bilinear_source(in_size, out_size, align_corners, scale=None):
+    """Source rows of a bilinear resize along one axis: (i0, i1, lam), each of shape (out_size,).
+
+    Output row `dst` reads input rows i0 and i1 with weights (1 - lam) and lam.
+    `scale` is the user's scale factor (out / in) or None; torch uses its inverse for the
+    spacing of the samples when align_corners=False, so we do too.
+    """
+    dst = np.arange(out_size, dtype=np.float64)
+    if out_size == in_size:
+        # torch copies an axis whose size does not change, even when a scale_factor such as 1.1
+        # (floor(5 * 1.1) = 5) would space the samples differently; so do we.
+        index = np.arange(out_size, dtype=np.int64)
+        return index, index, np.zeros(out_size)
+    if align_corners:
+        step = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        src = dst * step
+    else:
+        step = 1.0 / scale if scale is not None and scale > 0 else in_size / out_size
+        # Pixel centres sit at index + 0.5; samples left of the first centre clamp to it.
+        src = np.maximum((dst + 0.5) * step - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    lam = src - i0
+    return i0, i1, lam
+
+
+def nearest_source(in_size, out_size, scale=None):
+    """Source row of each output row for torch's 'nearest': min(floor(dst * in / out), in - 1).
+
+    torch computes `dst * step` in float32 (and takes shortcuts for out == in and out == 2 * in);
+    doing exactly the same here makes us pick the same pixel when the product is near an integer.
+    """
+    dst = np.arange(out_size, dtype=np.int64)
+    if out_size == in_size:
+        return dst
+    if out_size == 2 * in_size:
+        return dst // 2
+    if scale is not None and scale > 0:
+        step = np.float32(1.0 / scale)
+    else:
+        step = np.float32(in_size) / np.float32(out_size)
+    src = np.floor(dst.astype(np.float32) * step).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def _scale(scales, axis):
+    return None if scales is None else scales[axis]
+
+
+def bilinear_forward(x, size, align_corners, scales=None):
+    """y (N,C,OH,OW) = bilinear resize of x (N,C,H,W) to size (OH, OW)."""
+    H, W = x.shape[2:]
+    h0, h1, lh = bilinear_source(H, size[0], align_corners, _scale(scales, 0))
+    w0, w1, lw = bilinear_source(W, size[1], align_corners, _scale(scales, 1))
+    lh = lh.astype(x.dtype)[:, None]          # (OH, 1)
+    lw = lw.astype(x.dtype)[None, :]          # (1, OW)
+    top = x[:, :, h0[:, None], w0] * (1 - lw) + x[:, :, h0[:, None], w1] * lw       # (N,C,OH,OW)
+    bottom = x[:, :, h1[:, None], w0] * (1 - lw) + x[:, :, h1[:, None], w1] * lw    # (N,C,OH,OW)
+    return top * (1 - lh) + bottom * lh
+
+
+def bilinear_backward(dy, input_size, align_corners, scales=None):
+    """dx (N,C,H,W): each dy[n,c,oh,ow] added to its 4 source pixels with the forward's weights."""
+    N, C, OH, OW = dy.shape
+    H, W = input_size
+    h0, h1, lh = bilinear_source(H, OH, align_corners, _scale(scales, 0))
+    w0, w1, lw = bilinear_source(W, OW, align_corners, _scale(scales, 1))
+    lh = lh.astype(dy.dtype)[:, None]
+    lw = lw.astype(dy.dtype)[None, :]
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    # np.add.at, unlike dx[idx] += v, adds every value even when an index repeats (it does here).
+    np.add.at(dx, (slice(None), slice(None), h0[:, None], w0), dy * ((1 - lh) * (1 - lw)))
+    np.add.at(dx, (slice(None), slice(None), h0[:, None], w1), dy * ((1 - lh) * lw))
+    np.add.at(dx, (slice(None), slice(None), h1[:, None], w0), dy * (lh * (1 - lw)))
+    np.add.at(dx, (slice(None), slice(None), h1[:, None], w1), dy * (lh * lw))
+    return dx
+
+
+def nearest_forward(x, size, scales=None):
+    """y (N,C,OH,OW) = x[:, :, ih(oh), iw(ow)]; works for any dtype (labels too)."""
+    H, W = x.shape[2:]
+    ih = nearest_source(H, size[0], _scale(scales, 0))
+    iw = nearest_source(W, size[1], _scale(scales, 1))
+    return x[:, :, ih[:, None], iw]
+
+
+def nearest_backward(dy, input_size, scales=None):
+    """dx (N,C,H,W) = sum of dy over the outputs that copied each input pixel."""
+    N, C, OH, OW = dy.shape
+    H, W = input_size
+    ih = nearest_source(H, OH, _scale(scales, 0))
+    iw = nearest_source(W, OW, _scale(scales, 1))
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    np.add.at(dx, (slice(None), slice(None), ih[:, None], iw), dy)
+    return dx
