@@ -7,7 +7,9 @@ initial rate, so a group at 10x the base rate (PSPNet's new layers) stays at 10x
     scheduler = PolyLR(optimizer, max_iter=1000)   # sets group["initial_lr"], leaves lr unchanged
     optimizer.step(); scheduler.step()             # after iteration it: lr = initial_lr * poly(it)
 
-This is `torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max_iter, power=power)`.
+This is `torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max_iter, power=power)`: the
+first update uses base_lr. (hszhao/semseg sets poly_lr(base_lr, it + 1, ...) before update `it`, one
+iteration ahead; the difference is a factor (1 - 1/max_iter) ** 0.9 at the start, nothing at the end.)
 """
 
 from __future__ import annotations
