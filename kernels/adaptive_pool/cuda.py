@@ -34,6 +34,7 @@ def _xp(a):
 
 
 def _blocks(total):
+    """Blocks of THREADS threads covering `total` elements (at least one: a grid cannot be empty)."""
     return max((total + THREADS - 1) // THREADS, 1)
 
 

@@ -29,6 +29,11 @@ def _xp(a):
     return np
 
 
+def _blocks(total):
+    """Blocks of THREADS threads covering `total` elements (at least one: a grid cannot be empty)."""
+    return max((total + THREADS - 1) // THREADS, 1)
+
+
 @cuda.jit
 def _forward_kernel(x, KH, KW, SH, SW, PH, PW, y, indices):
     # x (P,H,W) -> y, indices (P,OH,OW); one thread per output element
@@ -63,9 +68,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode):
     OW = pool_output_size(W, KW, SW, PW, ceil_mode)
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
     indices = xp.empty((N * C, OH, OW), dtype=np.int64)
-    total = N * C * OH * OW
-    blocks = (total + THREADS - 1) // THREADS
-    _forward_kernel[blocks, THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W),
+    _forward_kernel[_blocks(y.size), THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W),
                                      KH, KW, SH, SW, PH, PW, y, indices)
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
@@ -87,8 +90,6 @@ def max_pool2d_backward(dy, indices, input_shape):
     xp = _xp(dy)
     N, C, H, W = input_shape
     dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
-    total = dy.size
-    blocks = max((total + THREADS - 1) // THREADS, 1)
-    _backward_kernel[blocks, THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),
+    _backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),
                                       xp.ascontiguousarray(indices).reshape(N * C, -1), dx)
     return dx.reshape(N, C, H, W)

@@ -264,6 +264,27 @@ def test_three_dimensional_input_gets_a_batch_of_one():
 
 
 @pytest.mark.parametrize("variant", CPU_VARIANTS)
+def test_non_contiguous_input(variant):
+    x = distinct((2, 3, 8, 11))
+    with kernels.use(variant):
+        _compare_with_torch(lambda t: F.max_pool2d(t.transpose(2, 3), 3, 2, 1, return_indices=True),
+                            lambda t: TF.max_pool2d(t.transpose(2, 3), 3, 2, 1, return_indices=True),
+                            x, np.float64, True)
+        _compare_with_torch(lambda t: F.adaptive_avg_pool2d(t.permute(1, 0, 3, 2), (3, 5)),
+                            lambda t: TF.adaptive_avg_pool2d(t.permute(1, 0, 3, 2), (3, 5)), x, np.float64, False)
+        _compare_with_torch(lambda t: F.adaptive_max_pool2d(t[:, :, ::2, 1:], 3, return_indices=True),
+                            lambda t: TF.adaptive_max_pool2d(t[:, :, ::2, 1:], 3, return_indices=True),
+                            x, np.float64, True)
+
+
+def test_cuda_simulator_handles_an_empty_batch():
+    x = np.zeros((0, 2, 5, 5), np.float32)
+    y, i = kernels.load("max_pool2d", "cuda").max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), False)
+    assert y.shape == (0, 2, 3, 3) and i.shape == (0, 2, 3, 3)
+    assert kernels.load("adaptive_pool", "cuda").adaptive_avg_pool2d_forward(x, (2, 2)).shape == (0, 2, 2, 2)
+
+
+@pytest.mark.parametrize("variant", CPU_VARIANTS)
 def test_nan_propagates_like_torch(variant):
     x = distinct((1, 1, 6, 6), np.float32)
     x[0, 0, 1, 1] = np.nan
