@@ -1,0 +1,68 @@
+"""Devices: mixing CPU and GPU tensors, moving tensors and modules, a small network on the GPU.
+
+The first test runs everywhere: a stand-in array type whose module name starts with "cupy" is what
+minipsp's backend detection sees as a GPU array, so the mixed-device error path is checked in CI.
+The tests marked `gpu` need CuPy and a real GPU (MINIPSP_REAL_GPU=1); they are skipped otherwise.
+"""
+
+import numpy as np
+import pytest
+
+import minipsp
+
+
+class StandInGpuArray(np.ndarray):
+    """A NumPy array that minipsp's backend takes for a CuPy array (it looks at the type's module)."""
+
+
+StandInGpuArray.__module__ = "cupy._stand_in"
+
+
+def test_mixing_devices_in_one_op_names_both_devices():
+    cpu = minipsp.tensor(np.ones((2, 3), dtype=np.float32))
+    gpu = minipsp.Tensor(np.ones((2, 3), dtype=np.float32).view(StandInGpuArray))
+    assert gpu.device == "cuda" and cpu.device == "cpu"
+    with pytest.raises(RuntimeError, match=r"same device; got tensors on cpu \(2, 3\), cuda \(2, 3\)"):
+        cpu + gpu
+
+
+@pytest.mark.gpu
+def test_tensor_round_trip_and_gradient_through_to():
+    x = minipsp.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = x.to("cuda")
+    assert y.device == "cuda"
+    (y * y).sum().backward()
+    assert x.grad is not None and isinstance(x.grad, np.ndarray)
+    np.testing.assert_allclose(x.grad, 2 * x.data)
+    assert y.cpu().device == "cpu"
+
+
+@pytest.mark.gpu
+def test_small_pspnet_forward_and_backward_on_gpu_equal_cpu():
+    from minipsp.models import PSPNet
+
+    minipsp.manual_seed(0)
+    model = PSPNet(layers=18, bins=(1, 2), classes=3, dropout=0.0, deep_stem=False)
+    model.train()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 33, 33)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 33, 33))
+    state = model.state_dict()
+
+    _, main_cpu, aux_cpu = model(minipsp.tensor(x), minipsp.tensor(y))
+    (main_cpu + 0.4 * aux_cpu).backward()
+    grads_cpu = {name: p.grad.copy() for name, p in model.named_parameters()}
+
+    gpu_model = PSPNet(layers=18, bins=(1, 2), classes=3, dropout=0.0, deep_stem=False)
+    gpu_model.load_state_dict(state)
+    gpu_model.train()
+    gpu_model.to("cuda")
+    _, main_gpu, aux_gpu = gpu_model(minipsp.tensor(x).to("cuda"), minipsp.tensor(y).to("cuda"))
+    (main_gpu + 0.4 * aux_gpu).backward()
+
+    np.testing.assert_allclose(main_gpu.item(), main_cpu.item(), rtol=1e-4)
+    np.testing.assert_allclose(aux_gpu.item(), aux_cpu.item(), rtol=1e-4)
+    for name, p in gpu_model.named_parameters():
+        scale = np.abs(grads_cpu[name]).max() + 1e-6
+        np.testing.assert_allclose(minipsp.backend.to_numpy(p.grad) / scale, grads_cpu[name] / scale,
+                                   atol=1e-3, err_msg=name)
