@@ -216,8 +216,9 @@ ADAPTIVE_CASES = [
     ((2, 8, 60, 60), 6),             # PSPNet's 6x6 level on a 60x60 feature map (473 crop)
     ((2, 8, 60, 60), 1),
     ((2, 3, 7, 7), 6),               # bins overlap by one row
-    ((1, 2, 129, 129), 3),           # 129 = 3 * 43: divides; with (None, 5) below it does not
-    ((1, 2, 129, 130), (None, 5)),
+    ((1, 2, 129, 129), 3),           # 129 = 3 * 43 divides: no overlap
+    ((1, 2, 129, 130), (4, 7)),      # 129 / 4 and 130 / 7 do not: bins overlap
+    ((1, 2, 9, 130), (None, 7)),     # None keeps H
     ((2, 3, 10, 13), (3, 4)),        # non-square output
     ((1, 2, 3, 2), (5, 6)),          # output larger than input
 ]
