@@ -1,0 +1,205 @@
+"""conv2d, CPU variant: Numba loops for im2col / col2im, the BLAS for the products (math in __init__.py).
+
+Memory layout is chosen so that every loop writes contiguous memory and every GEMM gets
+contiguous operands:
+- im2col fills the C_in*KH*KW rows of cols (N*OH*OW contiguous floats each), in parallel over rows.
+- col2im works on the N*C_in input planes in parallel; a plane is owned by one thread, which adds
+  in the entries of all its taps, so there are no write conflicts and no atomics.
+- Along a row of output pixels, the taps that fall inside the input form one interval
+  [ow_lo, ow_hi) (outside it they see padding), so the inner loops have no per-pixel branch.
+- Images go through in groups (COLS_BUDGET): the GEMM of a group, (C_out, C_in*KH*KW) @
+  (C_in*KH*KW, g*OH*OW), is still large enough for the BLAS to run at full speed, cols stays a
+  few MB instead of hundreds, and it is still in cache when the GEMM reads it. With one image per
+  group, the GEMM's output is already y[n] in (C_out, OH, OW) layout.
+
+All jitted functions are defined at module level with cache=True: compiled once per dtype, and
+the machine code is kept on disk for the next process.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .reference import output_size
+
+
+@njit(cache=True, inline="always")
+def _inside(offset, stride, size, out_size):
+    """The interval [lo, hi) of output positions o with 0 <= o*stride + offset < size."""
+    lo = max(0, (-offset + stride - 1) // stride)
+    hi = min(out_size, (size - 1 - offset) // stride + 1)
+    return lo, max(lo, hi)
+
+
+@njit(cache=True)
+def _im2col_row(x, cols, row, geometry):
+    """Fill row `row` = (c*KH + kh)*KW + kw of cols (C*KH*KW, N*OH*OW) from x (N, C, H, W)."""
+    KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+    N, C, H, W = x.shape
+    c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
+    left = kw * dw - pw                           # input column seen at ow: ow*sw + left
+    ow_lo, ow_hi = _inside(left, sw, W, OW)
+    for n in range(N):
+        for oh in range(OH):
+            start = (n * OH + oh) * OW
+            ih = oh * sh - ph + kh * dh
+            if ih < 0 or ih >= H:                 # the whole row of taps sees padding
+                for ow in range(OW):
+                    cols[row, start + ow] = 0
+                continue
+            for ow in range(ow_lo):
+                cols[row, start + ow] = 0
+            for ow in range(ow_lo, ow_hi):
+                cols[row, start + ow] = x[n, c, ih, ow * sw + left]
+            for ow in range(ow_hi, OW):
+                cols[row, start + ow] = 0
+
+
+@njit(cache=True)
+def _col2im_plane(cols, dx, plane, geometry):
+    """dx[n, c] for plane = n*C + c: the sum of the entries of cols copied from each of its pixels."""
+    KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+    N, C, H, W = dx.shape
+    n, c = plane // C, plane % C
+    dx[n, c] = 0
+    for kh in range(KH):
+        for kw in range(KW):
+            row = (c * KH + kh) * KW + kw
+            left = kw * dw - pw
+            ow_lo, ow_hi = _inside(left, sw, W, OW)
+            for oh in range(OH):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:             # these entries came from padding: dropped
+                    continue
+                start = (n * OH + oh) * OW
+                for ow in range(ow_lo, ow_hi):
+                    dx[n, c, ih, ow * sw + left] += cols[row, start + ow]
+
+
+# Each loop exists twice: threads only pay for themselves on large arrays. On a small one (a
+# gradient check calls conv2d thousands of times on a few hundred pixels), waking the thread
+# pool costs more than the work, and it stalls whenever the machine is busy.
+PARALLEL_MIN_SIZE = 1 << 17   # elements of cols
+
+
+@njit(cache=True, parallel=True)
+def _im2col_parallel(x, cols, geometry):
+    for row in prange(cols.shape[0]):
+        _im2col_row(x, cols, row, geometry)
+
+
+@njit(cache=True)
+def _im2col_serial(x, cols, geometry):
+    for row in range(cols.shape[0]):
+        _im2col_row(x, cols, row, geometry)
+
+
+@njit(cache=True, parallel=True)
+def _col2im_parallel(cols, dx, geometry):
+    for plane in prange(dx.shape[0] * dx.shape[1]):
+        _col2im_plane(cols, dx, plane, geometry)
+
+
+@njit(cache=True)
+def _col2im_serial(cols, dx, geometry):
+    for plane in range(dx.shape[0] * dx.shape[1]):
+        _col2im_plane(cols, dx, plane, geometry)
+
+
+# Elements of cols per GEMM. Images are processed in groups so that cols stays this small: a whole
+# batch at once would need C_in*KH*KW*N*OH*OW floats (530 MB for one 3x3 conv of PSPNet's layer4 at
+# batch 8), while small feature maps are still done as one GEMM over the whole batch.
+COLS_BUDGET = 1 << 22
+
+
+def _sizes(x_shape, kernel_size, stride, padding, dilation):
+    H, W = x_shape[2], x_shape[3]
+    return (output_size(H, kernel_size[0], stride[0], padding[0], dilation[0]),
+            output_size(W, kernel_size[1], stride[1], padding[1], dilation[1]))
+
+
+def _image_groups(N, cols_per_image):
+    """[(n0, n1), ...] covering range(N), each group small enough for COLS_BUDGET (at least one image)."""
+    size = max(1, min(N, COLS_BUDGET // max(1, cols_per_image)))
+    return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
+
+
+def _geometry(x_shape, kernel_size, stride, padding, dilation):
+    """The integers the loops need, as one tuple: (KH, KW, sh, sw, ph, pw, dh, dw, OH, OW)."""
+    return (*kernel_size, *stride, *padding, *dilation, *_sizes(x_shape, kernel_size, stride, padding, dilation))
+
+
+def _fill_cols(x, cols, geometry):
+    (_im2col_parallel if cols.size >= PARALLEL_MIN_SIZE else _im2col_serial)(x, cols, geometry)
+
+
+def _add_cols(cols, dx, geometry):
+    (_col2im_parallel if cols.size >= PARALLEL_MIN_SIZE else _col2im_serial)(cols, dx, geometry)
+
+
+def im2col(x, kernel_size, stride, padding, dilation):
+    """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); cols[(c*KH+kh)*KW+kw, (n*OH+oh)*OW+ow]."""
+    N, C = x.shape[:2]
+    geometry = _geometry(x.shape, kernel_size, stride, padding, dilation)
+    OH, OW = geometry[-2:]
+    cols = np.empty((C * kernel_size[0] * kernel_size[1], N * OH * OW), dtype=x.dtype)
+    _fill_cols(np.ascontiguousarray(x), cols, geometry)
+    return cols
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
+    """The adjoint of im2col: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing repeated pixels."""
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    _add_cols(np.ascontiguousarray(cols), dx, _geometry(x_shape, kernel_size, stride, padding, dilation))
+    return dx
+
+
+def _group_cols(x, kernel_size, stride, padding, dilation):
+    """im2col of a group of images; for one image and a 1x1 kernel with stride 1 and no padding,
+    cols is x itself seen as a (C, H*W) matrix, so nothing is copied."""
+    pointwise = kernel_size == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+    if pointwise and x.shape[0] == 1:
+        return x.reshape(x.shape[1], -1)
+    return im2col(x, kernel_size, stride, padding, dilation)
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation):
+    """y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), weight (C_out, C_in, KH, KW)) + bias (C_out,) or None."""
+    x = np.ascontiguousarray(x)
+    N = x.shape[0]
+    C_out, _, KH, KW = weight.shape
+    OH, OW = _sizes(x.shape, (KH, KW), stride, padding, dilation)
+    w_mat = np.ascontiguousarray(weight).reshape(C_out, -1)                # C_out, C_in*KH*KW
+    y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
+    for n0, n1 in _image_groups(N, w_mat.shape[1] * OH * OW):
+        cols = _group_cols(x[n0:n1], (KH, KW), stride, padding, dilation)  # C_in*KH*KW, g*OH*OW
+        y_mat = np.matmul(w_mat, cols)                                     # C_out, g*OH*OW
+        y[n0:n1] = y_mat.reshape(C_out, n1 - n0, OH, OW).transpose(1, 0, 2, 3)
+    if bias is not None:
+        y += bias.reshape(1, C_out, 1, 1)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride, padding, dilation,
+                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
+    """(dx, dw, db) from dy (N, C_out, OH, OW); each is None when its flag is False.
+
+    cols is recomputed from x rather than saved by forward: it is KH*KW times the size of x.
+    """
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    N, _, OH, OW = dy.shape
+    C_out, _, KH, KW = weight.shape
+    w_mat = np.ascontiguousarray(weight).reshape(C_out, -1)                # C_out, C_in*KH*KW
+    geometry = _geometry(x.shape, (KH, KW), stride, padding, dilation)
+    dx = np.empty_like(x) if needs_input_grad else None
+    dw_mat = np.zeros_like(w_mat) if needs_weight_grad else None
+    for n0, n1 in _image_groups(N, w_mat.shape[1] * OH * OW):
+        dy_mat = dy[n0:n1].transpose(1, 0, 2, 3).reshape(C_out, -1)        # C_out, g*OH*OW
+        if needs_weight_grad:
+            cols = _group_cols(x[n0:n1], (KH, KW), stride, padding, dilation)
+            dw_mat += np.matmul(dy_mat, cols.T)
+        if needs_input_grad:
+            dcols = np.matmul(w_mat.T, dy_mat)                             # C_in*KH*KW, g*OH*OW
+            _add_cols(dcols, dx[n0:n1], geometry)                             # g, C_in, H, W
+    dw = dw_mat.reshape(weight.shape) if needs_weight_grad else None
+    db = dy.sum(axis=(0, 2, 3)) if needs_bias_grad else None
+    return dx, dw, db

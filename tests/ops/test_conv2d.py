@@ -1,0 +1,294 @@
+"""conv2d: gradient checks, kernel conformance (cpu and cuda vs reference), torch parity, bad input.
+
+Shapes and hyper-parameters are drawn by Hypothesis: kernel 1/3/7, stride 1/2, padding 0-3,
+dilation 1/2/4/6, each chosen per axis, with the input just large enough (plus a few pixels) for
+the dilated kernel to fit, so that no drawn case has an empty output.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from minipsp.kernels.conv2d import cpu, reference
+from minipsp.kernels.conv2d import cuda as cuda_kernels
+
+import minipsp
+import minipsp.nn.functional as F
+
+TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+@st.composite
+def conv_configs(draw, max_n=2, max_c=3, kernels=(1, 3, 7), strides=(1, 2), max_padding=3,
+                 dilations=(1, 2, 4, 6), max_extra=4):
+    """A dict: N, C_in, C_out, H, W, kernel_size, stride, padding, dilation (pairs), seed."""
+    kernel_size = tuple(draw(st.sampled_from(kernels)) for _ in range(2))
+    stride = tuple(draw(st.sampled_from(strides)) for _ in range(2))
+    padding = tuple(draw(st.integers(0, max_padding)) for _ in range(2))
+    dilation = tuple(draw(st.sampled_from(dilations)) for _ in range(2))
+    # Smallest size with a non-empty output: the dilated kernel must fit in the padded input.
+    smallest = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(kernel_size, padding, dilation)]
+    H, W = (s + draw(st.integers(0, max_extra)) for s in smallest)
+    if H * W > 100:  # a large dilated kernel needs a large input: keep the batch small then
+        max_n = max_c = 1
+    config = dict(N=draw(st.integers(1, max_n)), C_in=draw(st.integers(1, max_c)),
+                  C_out=draw(st.integers(1, max_c)), H=H, W=W, kernel_size=kernel_size, stride=stride,
+                  padding=padding, dilation=dilation, seed=draw(st.integers(0, 2**16)))
+    assume(reference.output_size(H, kernel_size[0], stride[0], padding[0], dilation[0]) >= 1)
+    assume(reference.output_size(W, kernel_size[1], stride[1], padding[1], dilation[1]) >= 1)
+    return config
+
+
+def make_arrays(config, dtype=np.float64):
+    """x, weight, bias as NumPy arrays of `dtype`, and the hyper-parameters as a tuple."""
+    rng = np.random.default_rng(config["seed"])
+    x = rng.standard_normal((config["N"], config["C_in"], config["H"], config["W"])).astype(dtype)
+    weight = rng.standard_normal((config["C_out"], config["C_in"], *config["kernel_size"])).astype(dtype)
+    bias = rng.standard_normal(config["C_out"]).astype(dtype)
+    return x, weight, bias, (config["stride"], config["padding"], config["dilation"])
+
+
+def output_shape(config):
+    OH, OW = (reference.output_size(size, k, s, p, d) for size, k, s, p, d in zip(
+        (config["H"], config["W"]), config["kernel_size"], config["stride"], config["padding"],
+        config["dilation"]))
+    return config["N"], config["C_out"], OH, OW
+
+
+# ---------------------------------------------------------------- gradient checks (float64)
+
+@pytest.mark.parametrize("variant", ["reference", "cpu"])
+@given(config=conv_configs(max_extra=3), with_bias=st.booleans())
+def test_conv2d_gradcheck(variant, config, with_bias):
+    x, weight, bias, (stride, padding, dilation) = make_arrays(config)
+    inputs = [minipsp.tensor(x, requires_grad=True), minipsp.tensor(weight, requires_grad=True)]
+    if with_bias:
+        inputs.append(minipsp.tensor(bias, requires_grad=True))
+
+    def fn(x, weight, bias=None):
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+    with minipsp.kernels.use(variant):
+        assert minipsp.gradcheck(fn, inputs)
+
+
+# ---------------------------------------------------------------- cpu == reference
+
+@given(config=conv_configs(max_n=3, max_c=4), dtype=st.sampled_from([np.float32, np.float64]),
+       group_per_image=st.booleans())
+def test_cpu_matches_reference(config, dtype, group_per_image):
+    x, weight, bias, hyper = make_arrays(config, dtype)
+    tol = TOLERANCE[dtype]
+    cols = reference.im2col(x, config["kernel_size"], *hyper)
+    np.testing.assert_array_equal(cpu.im2col(x, config["kernel_size"], *hyper), cols)
+    np.testing.assert_allclose(cpu.col2im(cols, x.shape, config["kernel_size"], *hyper),
+                               reference.col2im(cols, x.shape, config["kernel_size"], *hyper), **tol)
+    dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(dtype)
+    with pytest.MonkeyPatch.context() as patch:
+        if group_per_image:  # one GEMM per image instead of one for the whole batch
+            patch.setattr(cpu, "COLS_BUDGET", 1)
+        y = cpu.conv2d_forward(x, weight, bias, *hyper)
+        grads = cpu.conv2d_backward(dy, x, weight, *hyper)
+    assert y.dtype == dtype and all(g.dtype == dtype for g in grads)
+    np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, bias, *hyper), **tol)
+    for got, expected in zip(grads, reference.conv2d_backward(dy, x, weight, *hyper)):
+        np.testing.assert_allclose(got, expected, **tol)
+
+
+@pytest.mark.parametrize("module", [reference, cpu, cuda_kernels], ids=["reference", "cpu", "cuda"])
+def test_backward_skips_gradients_not_asked_for(module):
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))
+    dy = rng.standard_normal((1, 2, 2, 2))
+    full = reference.conv2d_backward(dy, x, weight, (1, 1), (0, 0), (1, 1))
+    dx, dw, db = module.conv2d_backward(dy, x, weight, (1, 1), (0, 0), (1, 1), needs_input_grad=False,
+                                        needs_weight_grad=True, needs_bias_grad=False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(dw, full[1], rtol=1e-12)
+    dx, dw, db = module.conv2d_backward(dy, x, weight, (1, 1), (0, 0), (1, 1), needs_input_grad=True,
+                                        needs_weight_grad=False, needs_bias_grad=True)
+    assert dw is None
+    np.testing.assert_allclose(dx, full[0], rtol=1e-12)
+    np.testing.assert_allclose(db, full[2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("N", [1, 3])
+def test_cpu_pointwise_conv_without_im2col(N):
+    """A 1x1 conv, stride 1, no padding, one image per GEMM: cols is x itself (no copy)."""
+    rng = np.random.default_rng(N)
+    x, weight = rng.standard_normal((N, 5, 3, 4)), rng.standard_normal((6, 5, 1, 1))
+    dy = rng.standard_normal((N, 6, 3, 4))
+    hyper = (1, 1), (0, 0), (1, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cpu, "COLS_BUDGET", 1)
+        y = cpu.conv2d_forward(x, weight, None, *hyper)
+        grads = cpu.conv2d_backward(dy, x, weight, *hyper)
+    np.testing.assert_allclose(y, np.einsum("oc,nchw->nohw", weight[:, :, 0, 0], x), rtol=1e-12)
+    for got, expected in zip(grads, reference.conv2d_backward(dy, x, weight, *hyper)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- cuda (simulator) == reference
+
+tiny_configs = conv_configs(max_n=2, max_c=2, kernels=(1, 3), max_padding=2, dilations=(1, 2), max_extra=2)
+
+
+@settings(max_examples=4)
+@given(config=tiny_configs)
+def test_cuda_im2col_col2im_match_reference(config):
+    x, _, _, hyper = make_arrays(config, np.float32)
+    cols = reference.im2col(x, config["kernel_size"], *hyper)
+    np.testing.assert_array_equal(cuda_kernels.im2col(x, config["kernel_size"], *hyper), cols)
+    np.testing.assert_allclose(cuda_kernels.col2im(cols, x.shape, config["kernel_size"], *hyper),
+                               reference.col2im(cols, x.shape, config["kernel_size"], *hyper), rtol=1e-5,
+                               atol=1e-5)
+
+
+@settings(max_examples=3)
+@given(config=tiny_configs)
+def test_cuda_forward_backward_match_reference(config):
+    x, weight, bias, hyper = make_arrays(config, np.float32)
+    dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(np.float32)
+    np.testing.assert_allclose(cuda_kernels.conv2d_forward(x, weight, bias, *hyper),
+                               reference.conv2d_forward(x, weight, bias, *hyper), **TOLERANCE[np.float32])
+    for got, expected in zip(cuda_kernels.conv2d_backward(dy, x, weight, *hyper),
+                             reference.conv2d_backward(dy, x, weight, *hyper)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, **TOLERANCE[np.float32])
+
+
+# ---------------------------------------------------------------- parity with torch
+
+@pytest.mark.parametrize("variant", ["reference", "cpu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(config=conv_configs(max_n=3, max_c=4), with_bias=st.booleans())
+def test_conv2d_matches_torch(variant, dtype, config, with_bias):
+    x, weight, bias, (stride, padding, dilation) = make_arrays(config, dtype)
+    values = [x, weight] + ([bias] if with_bias else [])
+    ours = [minipsp.tensor(v, requires_grad=True) for v in values]
+    theirs = [torch.tensor(v, requires_grad=True) for v in values]
+    dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(dtype)
+    with minipsp.kernels.use(variant):
+        y = F.conv2d(*ours, stride=stride, padding=padding, dilation=dilation)
+        y.backward(dy)
+    y_torch = torch.nn.functional.conv2d(*theirs, stride=stride, padding=padding, dilation=dilation)
+    y_torch.backward(torch.from_numpy(dy))
+    tol = TOLERANCE[dtype]
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.numpy(), y_torch.detach().numpy(), **tol)
+    for name, a, b in zip(["input", "weight", "bias"], ours, theirs):
+        assert a.grad.dtype == dtype, name
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), **tol, err_msg=f"gradient of {name}")
+
+
+def test_conv2d_noncontiguous_input_and_frozen_input():
+    """A transposed (non-contiguous) input works; an input without requires_grad gets no gradient."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 5)).transpose(0, 1, 3, 2)  # a view, (2, 3, 5, 7)
+    weight = rng.standard_normal((4, 3, 3, 3))
+    ours_w = minipsp.tensor(weight, requires_grad=True)
+    x_t = minipsp.tensor(x)
+    y = F.conv2d(x_t, ours_w, stride=2, padding=1, dilation=(1, 2))
+    y.sum().backward()
+    theirs_w = torch.tensor(weight, requires_grad=True)
+    y_torch = torch.nn.functional.conv2d(torch.tensor(x), theirs_w, stride=2, padding=1, dilation=(1, 2))
+    y_torch.sum().backward()
+    np.testing.assert_allclose(y.numpy(), y_torch.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ours_w.grad, theirs_w.grad.numpy(), rtol=1e-10, atol=1e-10)
+    assert x_t.grad is None
+
+
+# ---------------------------------------------------------------- bad input
+
+def _tensor(*shape, dtype=np.float32):
+    return minipsp.tensor(np.zeros(shape, dtype=dtype))
+
+
+BAD_INPUTS = {
+    "input not 4-D": (lambda: F.conv2d(_tensor(3, 8, 8), _tensor(4, 3, 3, 3)),
+                      ValueError, ["input", "4-D", "(3, 8, 8)"]),
+    "weight not 4-D": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3)),
+                       ValueError, ["weight", "4-D", "(4, 3, 3)"]),
+    "channel mismatch": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 5, 3, 3)),
+                         ValueError, ["3 channels", "5 input channels", "(4, 5, 3, 3)"]),
+    "kernel larger than padded input": (lambda: F.conv2d(_tensor(1, 3, 4, 8), _tensor(4, 3, 3, 3), dilation=2),
+                                        ValueError, ["height", "dilation 2", "5 pixels", "4 + 2*0 = 4"]),
+    "stride 0": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), stride=(1, 0)),
+                 ValueError, ["stride", ">= 1", "(1, 0)"]),
+    "negative padding": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), padding=-1),
+                         ValueError, ["padding", ">= 0", "(-1, -1)"]),
+    "dilation 0": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), dilation=0),
+                   ValueError, ["dilation", ">= 1", "(0, 0)"]),
+    "stride not an int": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), stride=1.5),
+                          TypeError, ["stride", "int or a pair", "1.5"]),
+    "padding of three": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), padding=(1, 1, 1)),
+                         TypeError, ["padding", "pair", "(1, 1, 1)"]),
+    "bias shape": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3), _tensor(3)),
+                   ValueError, ["bias", "(4,)", "(3,)"]),
+    "dtype mismatch": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3, 3, dtype=np.float64)),
+                       TypeError, ["input", "weight", "float32", "float64"]),
+    "groups": (lambda: F.conv2d(_tensor(1, 4, 8, 8), _tensor(4, 2, 3, 3), groups=2),
+               NotImplementedError, ["groups", "groups=2"]),
+    "array instead of tensor": (lambda: F.conv2d(np.zeros((1, 3, 8, 8)), _tensor(4, 3, 3, 3)),
+                                TypeError, ["input", "Tensor", "ndarray"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_conv2d_bad_input_names_argument_and_values(case):
+    call, error, fragments = BAD_INPUTS[case]
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith("conv2d:")
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from {message!r}"
+
+
+# ---------------------------------------------------------------- real GPU (skipped without one)
+
+GPU_CONFIGS = [
+    dict(N=2, C_in=3, C_out=4, H=11, W=9, kernel_size=(3, 3), stride=(1, 1), padding=(2, 2),
+         dilation=(2, 2), seed=0),
+    dict(N=3, C_in=5, C_out=2, H=13, W=10, kernel_size=(7, 3), stride=(2, 1), padding=(3, 0),
+         dilation=(1, 4), seed=1),
+    dict(N=1, C_in=4, C_out=6, H=8, W=8, kernel_size=(1, 1), stride=(2, 2), padding=(0, 1),
+         dilation=(1, 1), seed=2),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("config", GPU_CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_kernels_on_gpu_match_reference(config, dtype):
+    cupy = pytest.importorskip("cupy")
+    x, weight, bias, hyper = make_arrays(config, dtype)
+    dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(dtype)
+    gx, gw, gb, gdy = (cupy.asarray(a) for a in (x, weight, bias, dy))
+    tol = TOLERANCE[dtype]
+    cols = reference.im2col(x, config["kernel_size"], *hyper)
+    np.testing.assert_array_equal(cupy.asnumpy(cuda_kernels.im2col(gx, config["kernel_size"], *hyper)), cols)
+    np.testing.assert_allclose(
+        cupy.asnumpy(cuda_kernels.col2im(cupy.asarray(cols), x.shape, config["kernel_size"], *hyper)),
+        reference.col2im(cols, x.shape, config["kernel_size"], *hyper), **tol)
+    np.testing.assert_allclose(cupy.asnumpy(cuda_kernels.conv2d_forward(gx, gw, gb, *hyper)),
+                               reference.conv2d_forward(x, weight, bias, *hyper), **tol)
+    for got, expected in zip(cuda_kernels.conv2d_backward(gdy, gx, gw, *hyper),
+                             reference.conv2d_backward(dy, x, weight, *hyper)):
+        assert isinstance(got, cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(got), expected, **tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("config", GPU_CONFIGS)
+def test_conv2d_gradcheck_on_gpu(config):
+    pytest.importorskip("cupy")
+    x, weight, bias, (stride, padding, dilation) = make_arrays(config)
+    inputs = [minipsp.tensor(v, requires_grad=True, device="cuda") for v in (x, weight, bias)]
+
+    def fn(x, weight, bias):
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+    assert fn(*inputs).device == "cuda"
+    assert minipsp.gradcheck(fn, inputs)
