@@ -208,7 +208,9 @@ class Tensor:
         return A.Log.apply(self)
 
     def relu(self):
-        return A.Relu.apply(self)
+        from minipsp.nn.functional.activation import relu  # imported here: functional imports tensor
+
+        return relu(self)
 
     def sigmoid(self):
         return A.Sigmoid.apply(self)

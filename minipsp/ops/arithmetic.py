@@ -244,17 +244,3 @@ class Cast(Function):
     def backward(ctx, dy):
         return dy.astype(ctx.dtype), None
 
-
-class Relu(Function):
-    """y = max(a, 0);  da = dy where a > 0, else 0."""
-
-    @staticmethod
-    def forward(ctx, a):
-        mask = a > 0
-        ctx.save_for_backward(mask)
-        return a * mask
-
-    @staticmethod
-    def backward(ctx, dy):
-        (mask,) = ctx.saved
-        return (dy * mask,)

@@ -1,0 +1,62 @@
+"""ReLU with Numba CUDA on CuPy arrays: one thread per element. Same results as reference.py.
+
+Under Numba's CUDA simulator the same kernels run on NumPy arrays, so the launchers allocate
+their outputs with the input's own array module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+THREADS = 256
+
+
+def _xp(a):
+    if type(a).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+@cuda.jit
+def _relu_forward_kernel(x, y):
+    i = cuda.grid(1)
+    if i < x.size:
+        # `x <= 0` (not `x > 0`) keeps NaN as NaN, as np.maximum and torch.relu do.
+        y[i] = 0 if x[i] <= 0 else x[i]
+
+
+@cuda.jit
+def _relu_backward_kernel(dy, y, dx):
+    i = cuda.grid(1)
+    if i < dy.size:
+        dx[i] = dy[i] if y[i] > 0 else 0
+
+
+def relu_forward(x, out=None):
+    """y = max(x, 0), written into `out` if given (out=x works in place)."""
+    xp = _xp(x)
+    if out is None:
+        out = xp.empty_like(x, order="C")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"relu_forward: `out` must be C-contiguous; got strides {out.strides}")
+    if x.size:
+        blocks = math.ceil(x.size / THREADS)
+        _relu_forward_kernel[blocks, THREADS](xp.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu_backward(dy, y):
+    """dx = dy where y > 0, else 0."""
+    xp = _xp(dy)
+    dx = xp.empty_like(dy, order="C")
+    if dy.size:
+        blocks = math.ceil(dy.size / THREADS)
+        _relu_backward_kernel[blocks, THREADS](
+            xp.ascontiguousarray(dy).reshape(-1), xp.ascontiguousarray(y).reshape(-1), dx.reshape(-1)
+        )
+    return dx
