@@ -22,6 +22,7 @@ def _bilinear_forward(x, h0, h1, lh, w0, w1, lw, y):
             top, bottom, a = x[p, h0[oh]], x[p, h1[oh]], lh[oh]
             for ow in range(OW):
                 b = lw[ow]
+                # u + b * (v - u) == (1-b)*u + b*v, without an integer 1 (float32 stays float32)
                 upper = top[w0[ow]] + b * (top[w1[ow]] - top[w0[ow]])
                 lower = bottom[w0[ow]] + b * (bottom[w1[ow]] - bottom[w0[ow]])
                 y[p, oh, ow] = upper + a * (lower - upper)
@@ -35,6 +36,9 @@ def _bilinear_backward(dy, h0, h1, lh, w0, w1, lw, dx):
             top, bottom, a = dx[p, h0[oh]], dx[p, h1[oh]], lh[oh]
             for ow in range(OW):
                 b = lw[ow]
+                # Split dy between rows h0 and h1 (weights 1-a and a), then each part between
+                # columns w0 and w1 (1-b and b). g - g*b is (1-b)*g: written without the integer 1,
+                # which Numba would promote (with a float32) to float64.
                 g_bottom = dy[p, oh, ow] * a
                 g_top = dy[p, oh, ow] - g_bottom
                 top[w0[ow]] += g_top - g_top * b

@@ -2,6 +2,11 @@
 
 `bilinear_source` and `nearest_source` say, for each output row (or column), which input rows it
 reads and with what weights. The cpu and cuda variants use the same two helpers.
+
+Here the bilinear resize is written as what it is, a linear map applied along each axis:
+y = Ah @ x @ Aw^T with sparse (OH, H) and (OW, W) weight matrices, so the backward is its
+transpose, dx = Ah^T @ dy @ Aw. The cpu and cuda kernels compute the same sums pixel by pixel
+(gather in forward, scatter-add in backward); the tests check that the two agree.
 """
 
 from __future__ import annotations
@@ -58,33 +63,44 @@ def _scale(scales, axis):
     return None if scales is None else scales[axis]
 
 
+def bilinear_matrix(in_size, out_size, align_corners, scale=None):
+    """The (out_size, in_size) matrix A of a 1-D bilinear resize: y = A @ x along that axis.
+
+    Row `dst` holds the weights (1 - lam) at column i0 and lam at column i1 (added: i0 == i1
+    at the border), so every row sums to 1.
+    """
+    i0, i1, lam = bilinear_source(in_size, out_size, align_corners, scale)
+    A = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    np.add.at(A, (rows, i0), 1 - lam)   # add.at, not A[rows, i0] += ...: adds twice where i0 == i1
+    np.add.at(A, (rows, i1), lam)
+    return A
+
+
 def bilinear_forward(x, size, align_corners, scales=None):
-    """y (N,C,OH,OW) = bilinear resize of x (N,C,H,W) to size (OH, OW)."""
+    """y (N,C,OH,OW) = Ah @ x @ Aw^T: resize the columns, then the rows (the 2-D resize is separable).
+
+    Element by element this is the 4-pixel formula of __init__: Ah[oh] has the weights of rows
+    h0, h1 and Aw[ow] those of columns w0, w1.
+    """
     H, W = x.shape[2:]
-    h0, h1, lh = bilinear_source(H, size[0], align_corners, _scale(scales, 0))
-    w0, w1, lw = bilinear_source(W, size[1], align_corners, _scale(scales, 1))
-    lh = lh.astype(x.dtype)[:, None]          # (OH, 1)
-    lw = lw.astype(x.dtype)[None, :]          # (1, OW)
-    top = x[:, :, h0[:, None], w0] * (1 - lw) + x[:, :, h0[:, None], w1] * lw       # (N,C,OH,OW)
-    bottom = x[:, :, h1[:, None], w0] * (1 - lw) + x[:, :, h1[:, None], w1] * lw    # (N,C,OH,OW)
-    return top * (1 - lh) + bottom * lh
+    Ah = bilinear_matrix(H, size[0], align_corners, _scale(scales, 0)).astype(x.dtype)   # (OH, H)
+    Aw = bilinear_matrix(W, size[1], align_corners, _scale(scales, 1)).astype(x.dtype)   # (OW, W)
+    return Ah @ x @ Aw.T                                                                 # (N,C,OH,OW)
 
 
 def bilinear_backward(dy, input_size, align_corners, scales=None):
-    """dx (N,C,H,W): each dy[n,c,oh,ow] added to its 4 source pixels with the forward's weights."""
-    N, C, OH, OW = dy.shape
+    """dx (N,C,H,W) = Ah^T @ dy @ Aw: the forward's transpose.
+
+    Entry (h, w) of Ah^T dy Aw is sum over (oh, ow) of Ah[oh, h] Aw[ow, w] dy[oh, ow]: every
+    output gradient added to each of its 4 source pixels with its bilinear weight. That sum is
+    the scatter-add which the cpu and cuda kernels perform one output pixel at a time.
+    """
+    OH, OW = dy.shape[2:]
     H, W = input_size
-    h0, h1, lh = bilinear_source(H, OH, align_corners, _scale(scales, 0))
-    w0, w1, lw = bilinear_source(W, OW, align_corners, _scale(scales, 1))
-    lh = lh.astype(dy.dtype)[:, None]
-    lw = lw.astype(dy.dtype)[None, :]
-    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
-    # np.add.at, unlike dx[idx] += v, adds every value even when an index repeats (it does here).
-    np.add.at(dx, (slice(None), slice(None), h0[:, None], w0), dy * ((1 - lh) * (1 - lw)))
-    np.add.at(dx, (slice(None), slice(None), h0[:, None], w1), dy * ((1 - lh) * lw))
-    np.add.at(dx, (slice(None), slice(None), h1[:, None], w0), dy * (lh * (1 - lw)))
-    np.add.at(dx, (slice(None), slice(None), h1[:, None], w1), dy * (lh * lw))
-    return dx
+    Ah = bilinear_matrix(H, OH, align_corners, _scale(scales, 0)).astype(dy.dtype)   # (OH, H)
+    Aw = bilinear_matrix(W, OW, align_corners, _scale(scales, 1)).astype(dy.dtype)   # (OW, W)
+    return Ah.T @ dy @ Aw                                                            # (N,C,H,W)
 
 
 def nearest_forward(x, size, scales=None):
