@@ -45,7 +45,6 @@ class TrainConfig:
     dropout: float = 0.1
     zoom_factor: int = 8
     deep_stem: bool = True
-    widths: tuple | None = None     # backbone stage widths for tiny models (None: ResNet's)
     init: str = ""                        # a checkpoint (.pth or minipsp) to start from, "" for none
     # -- optimisation ------------------------------------------------------------------------------
     base_lr: float = 0.01
@@ -62,6 +61,7 @@ class TrainConfig:
     synthetic_size: int = 129             # SyntheticScenes image side
     synthetic_train: int = 512            # SyntheticScenes images in the training split
     synthetic_val: int = 64
+    synthetic_seed: int = 0               # which scenes (fixed, so runs with different `seed` see the same data)
     crop_size: int = 473                  # (crop_size - 1) must divide by 8
     scale_min: float = 0.5
     scale_max: float = 2.0
@@ -162,8 +162,6 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.aux_weight >= 0, "aux_weight", "a number >= 0")
     need(0 <= cfg.dropout < 1, "dropout", "a probability in [0, 1)")
     need(cfg.zoom_factor in (1, 2, 4, 8), "zoom_factor", "one of 1, 2, 4, 8")
-    need(cfg.widths is None or (len(cfg.widths) == 5 and all(isinstance(w, int) and w >= 1 for w in cfg.widths)),
-         "widths", "none or 5 positive integers (stem, layer1..layer4)")
     need(cfg.base_lr > 0, "base_lr", "a number > 0")
     need(cfg.head_lr_mult > 0, "head_lr_mult", "a number > 0")
     need(0 <= cfg.momentum < 1, "momentum", "a number in [0, 1)")
@@ -181,6 +179,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.synthetic_size >= 9, "synthetic_size", "an integer >= 9")
     need(cfg.synthetic_train >= 1, "synthetic_train", "a positive integer")
     need(cfg.synthetic_val >= 1, "synthetic_val", "a positive integer")
+    need(cfg.synthetic_seed >= 0, "synthetic_seed", "an integer >= 0")
     need(cfg.crop_size >= 9 and (cfg.crop_size - 1) % 8 == 0, "crop_size",
          "an integer with (crop_size - 1) divisible by 8, such as 65, 129, 473 or 713")
     need(0 < cfg.scale_min <= cfg.scale_max, "scale_min", f"a number in (0, scale_max={cfg.scale_max}]")

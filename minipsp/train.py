@@ -1,0 +1,273 @@
+"""Train PSPNet: the loop of hszhao/semseg's train.py, with a run directory and exact resume.
+
+    from minipsp.config import TrainConfig
+    from minipsp.train import train
+    summary = train(TrainConfig(layers=18, classes=8, crop_size=65, iters=200, out="runs/tiny"))
+
+One iteration:  logits, main, aux = model(x, y)          (cross entropy, ignore 255, on the upsampled logits)
+                loss = main + aux_weight * aux            (the paper's deep supervision, weight 0.4)
+                loss.backward(); optimizer.step()         (SGD, momentum 0.9, weight decay 1e-4)
+                scheduler.step()                          (poly: lr = base * (1 - it / iters) ** 0.9)
+The backbone (layer0..layer4) learns at base_lr, the new layers (ppm, cls, aux) at 10 x base_lr.
+
+The run directory `cfg.out` holds
+    config.toml        the resolved config (every setting, defaults included)
+    log.jsonl          one JSON object per logged iteration: iter, loss, main, aux, lr, its (it/s);
+                       and {"iter", "eval": {...}} lines for the periodic evaluations
+    checkpoint.mpsp    model, optimizer, scheduler, iteration, RNG and data-loader state, config
+                       (written atomically every checkpoint_every iterations and at the end)
+Resuming (`train(cfg, resume=True)`) reloads checkpoint.mpsp and continues; because every source of
+randomness is restored, the loss trace is the one an uninterrupted run would have written.
+A NaN or inf loss stops the run (TrainingDiverged, naming the iteration) before the step that would
+spoil the weights; the checkpoint on disk is the last good one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+import minipsp
+import minipsp.random
+from minipsp import data as D
+from minipsp.config import ConfigError, TrainConfig, to_dict, to_toml
+from minipsp.data import transforms as T
+from minipsp.models import PSPNet
+from minipsp.optim import SGD, PolyLR
+
+MEAN, STD = T.IMAGENET_MEAN, T.IMAGENET_STD     # (123.675, 116.28, 103.53), (58.395, 57.12, 57.375): semseg's
+CHECKPOINT = "checkpoint.mpsp"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the message names the iteration."""
+
+
+# -- building the pieces ---------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig):
+    """PSPNet (or, with use_ppm=False, the dilated-FCN baseline) as the config describes."""
+    kwargs = dict(layers=cfg.layers, bins=cfg.bins, classes=cfg.classes, zoom_factor=cfg.zoom_factor,
+                  use_ppm=cfg.use_ppm, pooling=cfg.pooling, reduction_dim=cfg.reduction_dim,
+                  dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem)
+    model = PSPNet(**kwargs)
+    if cfg.init:
+        if not os.path.exists(cfg.init):
+            raise ConfigError(f"config key 'init': got {cfg.init!r}, expected an existing checkpoint file")
+        model.load_state_dict(model_state(minipsp.load(cfg.init)), strict=False)
+    return model.to(cfg.device)
+
+
+def model_state(checkpoint):
+    """The model's state_dict inside any checkpoint: ours ({"model": ...}), semseg's ({"state_dict":
+    ...} with "module." prefixes) or a bare state_dict."""
+    state = checkpoint
+    if isinstance(state, dict) and "model" in state:
+        state = state["model"]
+    elif isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def train_transform(cfg: TrainConfig):
+    """semseg's training augmentation: scale, rotate, blur, flip, crop, normalise."""
+    steps = [T.RandScale((cfg.scale_min, cfg.scale_max))]
+    if cfg.rotate_min != 0 or cfg.rotate_max != 0:
+        steps.append(T.RandRotate((cfg.rotate_min, cfg.rotate_max), padding=MEAN, ignore_label=cfg.ignore_index))
+    if cfg.blur:
+        steps.append(T.RandomGaussianBlur())
+    if cfg.flip:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.Crop(cfg.crop_size, crop_type="rand", padding=MEAN, ignore_label=cfg.ignore_index),
+              T.ToTensor(), T.Normalize(mean=MEAN, std=STD)]
+    return T.Compose(steps)
+
+
+def val_transform():
+    return T.Compose([T.ToTensor(), T.Normalize(mean=MEAN, std=STD)])
+
+
+def build_dataset(cfg: TrainConfig, split: str, transform):
+    """The dataset named by cfg.data for split "train" or "val"."""
+    if cfg.dataset == "synthetic":
+        count = cfg.synthetic_train if split == "train" else cfg.synthetic_val
+        return D.SyntheticScenes(split=split, count=count, size=cfg.synthetic_size, seed=cfg.synthetic_seed,
+                                 transform=transform)
+    parts = cfg.data.split(":")
+    root = parts[1]
+    if not os.path.isdir(root):
+        raise ConfigError(f"config key 'data': the folder {root!r} does not exist")
+    if cfg.dataset == "ade20k":
+        return D.ADE20K(root, split=split, transform=transform)
+    if cfg.dataset == "voc":
+        return D.VOC(root, split=split, transform=transform)
+    if cfg.dataset == "cityscapes":
+        return D.Cityscapes(root, split=split, transform=transform)
+    list_file = parts[2] if split == "train" else parts[3]
+    if not os.path.isfile(list_file):
+        raise ConfigError(f"config key 'data': the list file {list_file!r} does not exist")
+    return D.ListDataset(root, list_file, transform=transform)
+
+
+def param_groups(model, cfg: TrainConfig):
+    """Two groups: the backbone at base_lr, the new layers (ppm, cls, aux) at head_lr_mult x base_lr."""
+    backbone, head = model.parameter_groups()
+    groups = [{"params": backbone, "lr": cfg.base_lr}]
+    if head:
+        groups.append({"params": head, "lr": cfg.base_lr * cfg.head_lr_mult})
+    return groups
+
+
+def build_optimizer(model, cfg: TrainConfig):
+    optimizer = SGD(param_groups(model, cfg), lr=cfg.base_lr, momentum=cfg.momentum,
+                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    return optimizer, PolyLR(optimizer, max_iter=cfg.iters, power=cfg.power)
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+class Trainer:
+    """Owns the model, optimiser, scheduler, loader and run directory of one training run."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        if cfg.device == "cuda":
+            minipsp.backend.require_cuda()
+        os.makedirs(cfg.out, exist_ok=True)
+        self.path = os.path.join(cfg.out, CHECKPOINT)
+        self.log_path = os.path.join(cfg.out, "log.jsonl")
+        if resume and not os.path.exists(self.path):
+            raise ConfigError(f"cannot resume: no checkpoint at {self.path!r}")
+        self.train_set = build_dataset(cfg, "train", train_transform(cfg))   # first: a bad path fails fast
+        if len(self.train_set) < cfg.batch_size:
+            raise ConfigError(f"config key 'batch_size': got {cfg.batch_size}, but the training set has only "
+                              f"{len(self.train_set)} images")
+        self.loader = D.DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                   seed=cfg.seed)
+        minipsp.manual_seed(cfg.seed)
+        self.model = build_model(cfg)
+        self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
+        self.val_set = None
+        self.iteration = 0
+        if resume:
+            self._restore(minipsp.load(self.path))
+        else:
+            with open(self.log_path, "w"):
+                pass
+        with open(os.path.join(cfg.out, "config.toml"), "w") as f:
+            f.write(to_toml(cfg))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "iteration": self.iteration,
+                "rng": minipsp.random.get_rng_state(), "loader": self.loader.state_dict(),
+                "config": to_dict(self.cfg)}
+
+    def save(self):
+        minipsp.save(self.state(), self.path)      # atomic: a temporary file renamed over the old one
+
+    def _restore(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loader.load_state_dict(state["loader"])
+        minipsp.random.set_rng_state(state["rng"])
+        self.iteration = state["iteration"]
+        # Forget log lines written after the checkpoint: the resumed run writes them again.
+        kept = []
+        if os.path.exists(self.log_path):
+            with open(self.log_path) as f:
+                kept = [line for line in f if json.loads(line)["iter"] <= self.iteration]
+        with open(self.log_path, "w") as f:
+            f.writelines(kept)
+
+    def _log(self, record):
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate(self):
+        from minipsp.evaluate import evaluate
+
+        if self.val_set is None:
+            self.val_set = build_dataset(self.cfg, "val", val_transform())
+        cfg = self.cfg
+        result = evaluate(self.model, self.val_set, cfg.classes, mode=cfg.eval_mode, crop_size=cfg.crop_size,
+                          scales=cfg.eval_scales, base_size=cfg.base_size, flip=cfg.eval_flip if
+                          cfg.eval_mode == "multiscale" else False, ignore_index=cfg.ignore_index,
+                          count=cfg.eval_count, progress=False)
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in result.items()}
+
+    # -- training --------------------------------------------------------------------------------
+    def step(self, images, labels) -> dict:
+        """One iteration on a batch: forward, both losses, backward, SGD step, LR for the next one."""
+        cfg = self.cfg
+        x = minipsp.tensor(images, device=cfg.device)
+        y = minipsp.tensor(labels, device=cfg.device)
+        lr = self.optimizer.param_groups[0]["lr"]
+        _, main_loss, aux_loss = self.model(x, y)
+        loss = main_loss + cfg.aux_weight * aux_loss if cfg.aux and aux_loss is not None else main_loss
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the loss is {value} at iteration {self.iteration + 1}; training stopped. "
+                                   f"The last good checkpoint is {self.path} (try a lower base_lr)")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        return {"iter": self.iteration, "loss": value, "main": main_loss.item(),
+                "aux": aux_loss.item() if cfg.aux and aux_loss is not None else 0.0, "lr": lr}
+
+    def run(self) -> dict:
+        """Train from self.iteration to cfg.iters; return the last log record and the final evaluation."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        self.model.train()
+        bar = tqdm(total=cfg.iters, initial=self.iteration, desc="train", disable=not cfg.progress,
+                   dynamic_ncols=True)
+        record, result = {}, None
+        start, start_iter = time.perf_counter(), self.iteration
+        try:
+            while self.iteration < cfg.iters:
+                for images, labels in self.loader:
+                    record = self.step(images, labels)
+                    its = (self.iteration - start_iter) / (time.perf_counter() - start)
+                    record["its"] = its
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}", its=f"{its:.2f}")
+                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iters:
+                        self._log(record)
+                    if cfg.eval_every and self.iteration % cfg.eval_every == 0 and self.iteration < cfg.iters:
+                        self._log({"iter": self.iteration, "eval": self.evaluate()})
+                        self.model.train()
+                    if self.iteration == cfg.iters:
+                        break
+                    if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
+                        self.save()
+        finally:
+            bar.close()
+        self.save()
+        if cfg.eval_every:
+            result = self.evaluate()
+            self._log({"iter": self.iteration, "eval": result})
+        return {"last": record, "eval": result, "checkpoint": self.path}
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Build a Trainer for `cfg` and run it (see the module docstring)."""
+    return Trainer(cfg, resume=resume).run()
+
+
+def read_log(run_dir: str):
+    """The records of a run's log.jsonl: (training records, evaluation records)."""
+    path = os.path.join(run_dir, "log.jsonl")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no log.jsonl in {run_dir!r}; is it a minipsp run directory?")
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if "loss" in r], [r for r in records if "eval" in r]
