@@ -1,0 +1,235 @@
+"""The `minipsp` command: train, eval, predict, plot, info.
+
+    minipsp train [config.toml] [--data synthetic] [--layers 18] [--iters 200] [--set aux_weight=0] ...
+    minipsp train --out runs/x --resume                 # continue runs/x from its checkpoint
+    minipsp eval runs/x/checkpoint.mpsp [--mode slide]  # mIoU, mean accuracy, pixel accuracy
+    minipsp predict runs/x/checkpoint.mpsp photo.jpg -o predictions/
+    minipsp plot runs/x                                 # curves.png and predictions.png in runs/x
+    minipsp info                                        # versions, kernel variants, CUDA
+
+The CLI only parses; the work is in minipsp.train, minipsp.evaluate, minipsp.predict and minipsp.plot.
+A bad setting or a missing path prints one line, `minipsp: error: ...`, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, parse_value
+
+# Flags of `train` (and of `eval` where they make sense) that set config keys directly.
+OVERRIDES = [
+    ("--data", "data", str, "'synthetic' or 'ade20k:ROOT', 'voc:ROOT', 'cityscapes:ROOT', 'list:ROOT:TRAIN:VAL'"),
+    ("--layers", "layers", int, "backbone depth: 18, 34, 50, 101 or 152"),
+    ("--classes", "classes", int, "number of classes"),
+    ("--iters", "iters", int, "training iterations"),
+    ("--batch-size", "batch_size", int, "images per batch"),
+    ("--crop-size", "crop_size", int, "training crop (and sliding window); (crop - 1) % 8 == 0"),
+    ("--lr", "base_lr", float, "backbone learning rate (the head gets head_lr_mult x this)"),
+    ("--device", "device", str, "'cpu' or 'cuda'"),
+    ("--out", "out", str, "run directory"),
+    ("--seed", "seed", int, "random seed"),
+]
+
+
+class CLIError(Exception):
+    """A mistake on the command line, reported as one line."""
+
+
+def _add_overrides(parser, keys=None):
+    for flag, key, _kind, help_text in OVERRIDES:
+        if keys is None or key in keys:
+            parser.add_argument(flag, dest=key, type=str, default=None, help=help_text)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="set any config key, e.g. --set aux_weight=0 --set bins=1,2,3,6")
+
+
+def _overrides(args) -> dict:
+    """The config keys set on the command line, converted to their types."""
+    values = {}
+    for _, key, _, _ in OVERRIDES:
+        text = getattr(args, key, None)
+        if text is not None:
+            values[key] = parse_value(key, text)
+    for item in args.sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE; got {item!r}")
+        values[key.strip()] = parse_value(key.strip(), text.strip())
+    return values
+
+
+def _need_file(path, what):
+    if not os.path.isfile(path):
+        raise CLIError(f"{what} {path!r} does not exist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minipsp", description="Train, evaluate and run PSPNet with minipsp.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a PSPNet (defaults: the paper's recipe)")
+    p.add_argument("config", nargs="?", help="a TOML (or JSON) config file")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(p)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: mIoU, mean accuracy, pixel accuracy")
+    p.add_argument("checkpoint")
+    p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default=None)
+    p.add_argument("--count", type=int, default=None, help="evaluate only the first COUNT images")
+    p.add_argument("--no-progress", action="store_true")
+    _add_overrides(p, keys={"data", "layers", "classes", "crop_size", "device"})
+
+    p = sub.add_parser("predict", help="segment image files: palette PNG and overlay PNG per image")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", default="predictions", help="output folder")
+    p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default="whole")
+    _add_overrides(p, keys={"layers", "classes", "crop_size", "device"})
+
+    p = sub.add_parser("plot", help="loss, LR and mIoU curves and a grid of predictions, as PNG")
+    p.add_argument("run_dir")
+    p.add_argument("--count", type=int, default=6, help="validation images in the prediction grid")
+
+    sub.add_parser("info", help="versions, kernel variants and CUDA availability")
+    return parser
+
+
+def load_checkpoint_config(checkpoint, overrides):
+    """The model's config: the one saved in a minipsp checkpoint, or defaults (a semseg .pth), plus overrides."""
+    import minipsp
+
+    _need_file(checkpoint, "checkpoint")
+    state = minipsp.load(checkpoint)
+    saved = state.get("config", {}) if isinstance(state, dict) else {}
+    cfg = from_dict({**saved, **overrides})
+    return cfg, state
+
+
+def cmd_train(args):
+    from minipsp.train import train
+
+    if args.config is not None:
+        _need_file(args.config, "config file")
+    overrides = _overrides(args)
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = load_config(args.config, overrides)
+    if args.resume and not os.path.isfile(os.path.join(cfg.out, "checkpoint.mpsp")):
+        raise CLIError(f"cannot resume: {os.path.join(cfg.out, 'checkpoint.mpsp')!r} does not exist")
+    summary = train(cfg, resume=args.resume)
+    last = summary["last"]
+    if last:
+        print(f"iteration {last['iter']}: loss {last['loss']:.4f}, lr {last['lr']:.3g}")
+    if summary["eval"]:
+        _print_metrics(summary["eval"])
+    print(f"checkpoint: {summary['checkpoint']}")
+
+
+def _print_metrics(result):
+    print(f"mIoU {result['miou']:.4f}  mAcc {result['mean_acc']:.4f}  allAcc {result['pixel_acc']:.4f}")
+
+
+def cmd_eval(args):
+    from minipsp.evaluate import evaluate
+    from minipsp.train import build_dataset, build_model, model_state, val_transform
+
+    cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))
+    model = build_model(cfg.replace(init=""))
+    model.load_state_dict(model_state(state))
+    dataset = build_dataset(cfg, "val", val_transform())
+    mode = args.mode or cfg.eval_mode
+    result = evaluate(model, dataset, cfg.classes, mode=mode, crop_size=cfg.crop_size, scales=cfg.eval_scales,
+                      base_size=cfg.base_size, flip=cfg.eval_flip if mode == "multiscale" else False,
+                      ignore_index=cfg.ignore_index, count=args.count or cfg.eval_count,
+                      progress=not args.no_progress)
+    _print_metrics(result)
+
+
+def cmd_predict(args):
+    from minipsp.predict import predict_files
+
+    for path in args.images:
+        _need_file(path, "image")
+    cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))
+    for written in predict_files(cfg, state, args.images, args.output, mode=args.mode):
+        print(written)
+
+
+def cmd_plot(args):
+    from minipsp.plot import plot_run
+
+    if not os.path.isdir(args.run_dir):
+        raise CLIError(f"run directory {args.run_dir!r} does not exist")
+    for written in plot_run(args.run_dir, count=args.count):
+        print(written)
+
+
+def cmd_info(args):
+    print(info())
+
+
+def info() -> str:
+    """Versions, the kernel variant each op family uses on the CPU, and whether CUDA works (or why not)."""
+    import platform
+
+    import numba
+    import numpy as np
+
+    import minipsp
+    from minipsp import backend
+
+    lines = [f"minipsp {minipsp.__version__}", f"python  {platform.python_version()}",
+             f"numpy   {np.__version__}", f"numba   {numba.__version__}"]
+    try:
+        import minipsp.kernels as K
+
+        probe = np.zeros(1, dtype=np.float32)
+        families = sorted(name for name in os.listdir(os.path.dirname(K.__file__))
+                          if os.path.isfile(os.path.join(os.path.dirname(K.__file__), name, "__init__.py")))
+        variants = ", ".join(f"{f}={K.variant(f, probe).__name__.rsplit('.', 1)[-1]}" for f in families)
+        lines.append(f"kernels {variants}")
+    except Exception as exc:  # info must always print, whatever is broken
+        lines.append(f"kernels unavailable ({type(exc).__name__}: {exc})")
+    if backend.cuda_is_available():
+        import cupy
+
+        lines.append(f"cuda    available: cupy {cupy.__version__}, device {cupy.cuda.Device().id}")
+    else:
+        lines.append(f"cuda    not available: {backend._CUPY_ERROR}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "plot": cmd_plot, "info": cmd_info}
+
+
+def main(argv=None) -> int:
+    """Entry point of the `minipsp` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ConfigError, CLIError, FileNotFoundError) as exc:
+        print(f"minipsp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minipsp: interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        from minipsp.train import TrainingDiverged
+
+        if isinstance(exc, TrainingDiverged):
+            print(f"minipsp: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+__all__ = ["main", "build_parser", "info", "TrainConfig"]
+
+if __name__ == "__main__":
+    sys.exit(main())

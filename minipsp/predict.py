@@ -1,0 +1,102 @@
+"""Run a trained model on image files: a palette PNG of the classes and an overlay on the photo.
+
+    minipsp predict runs/demo/checkpoint.ckpt street.jpg -o out/
+    # out/street_pred.png     one byte per pixel (the class), with a colour palette: opens as a picture
+    # out/street_overlay.png  the photo with the class colours blended over it (alpha 0.5)
+
+Images are read with Pillow as RGB, normalised with the ImageNet mean and std (0..255 scale, as in
+training) and segmented with `minipsp.evaluate.predict_probs` (whole image, sliding window or multi-scale).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+import minipsp
+from minipsp.backend import to_numpy
+from minipsp.evaluate import predict_probs
+
+
+def voc_palette(num_classes: int = 256) -> np.ndarray:
+    """PASCAL VOC's colour map: class c gets the colour built from the bits of c. (num_classes, 3) uint8."""
+    palette = np.zeros((num_classes, 3), dtype=np.uint8)
+    for c in range(num_classes):
+        label, r, g, b = c, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= ((label >> 0) & 1) << shift
+            g |= ((label >> 1) & 1) << shift
+            b |= ((label >> 2) & 1) << shift
+            label >>= 3
+        palette[c] = (r, g, b)
+    return palette
+
+
+def palette_for(cfg) -> np.ndarray:
+    """SyntheticScenes' own colours for its classes, otherwise VOC's colour map."""
+    if cfg.dataset == "synthetic":
+        from minipsp.data import SyntheticScenes
+
+        palette = np.asarray(SyntheticScenes.palette, dtype=np.uint8).reshape(-1, 3)
+        if len(palette) >= cfg.classes:
+            return palette
+    return voc_palette(max(cfg.classes, 256))
+
+
+def load_image(path: str) -> np.ndarray:
+    """An RGB image as (H, W, 3) uint8."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def normalize(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 with the training normalisation."""
+    from minipsp.train import MEAN, STD
+
+    x = (rgb.astype(np.float32) - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def segment(model, rgb: np.ndarray, num_classes: int, mode="whole", crop_size=473, device="cpu") -> np.ndarray:
+    """The class of every pixel of an (H, W, 3) uint8 image: (H, W) int64."""
+    image = minipsp.tensor(normalize(rgb), device=device).data
+    with model.eval_mode():
+        probs = predict_probs(model, image, num_classes, mode=mode, crop_size=crop_size)
+    return to_numpy(probs.argmax(axis=0)).astype(np.int64)
+
+
+def palette_image(pred: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """A mode "P" Pillow image: the class indices with their colours attached."""
+    im = Image.fromarray(pred.astype(np.uint8), mode="P")
+    flat = np.zeros((256, 3), dtype=np.uint8)
+    flat[:min(len(palette), 256)] = palette[:256]
+    im.putpalette(flat.reshape(-1).tolist())
+    return im
+
+
+def overlay(rgb: np.ndarray, pred: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The photo with class colours blended over it: (H, W, 3) uint8."""
+    colours = palette[np.clip(pred, 0, len(palette) - 1)].astype(np.float32)
+    return (alpha * colours + (1 - alpha) * rgb.astype(np.float32)).round().astype(np.uint8)
+
+
+def predict_files(cfg, checkpoint_state, paths, out_dir, mode="whole"):
+    """Segment each image file; write NAME_pred.png and NAME_overlay.png into out_dir; yield the paths."""
+    from minipsp.train import build_model, model_state
+
+    model = build_model(cfg.replace(init=""))
+    model.load_state_dict(model_state(checkpoint_state))
+    palette = palette_for(cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    for path in paths:
+        rgb = load_image(path)
+        pred = segment(model, rgb, cfg.classes, mode=mode, crop_size=cfg.crop_size, device=cfg.device)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        pred_path = os.path.join(out_dir, f"{stem}_pred.png")
+        overlay_path = os.path.join(out_dir, f"{stem}_overlay.png")
+        palette_image(pred, palette).save(pred_path)
+        Image.fromarray(overlay(rgb, pred, palette)).save(overlay_path)
+        yield pred_path
+        yield overlay_path
