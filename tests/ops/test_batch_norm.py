@@ -170,6 +170,31 @@ def test_pspnet_sized_channels_match_torch():
         assert_close(a, t, **TOL[np.float32], what=name)
 
 
+@pytest.mark.parametrize("variant", CPU_VARIANTS)
+@pytest.mark.parametrize("training", [True, False])
+def test_strided_input_and_float64_stats_for_float32_input(variant, training):
+    # A channels-last array seen as (N, C, H, W) is not contiguous; float64 running statistics
+    # (np.zeros' default) with a float32 input must work too and keep their dtype.
+    nhwc = np.random.default_rng(8).normal(size=(2, 4, 5, 3)).astype(np.float32)
+    strided = minipsp.tensor(nhwc, requires_grad=True).permute(0, 3, 1, 2)
+    assert not strided.data.flags.c_contiguous
+    contiguous = minipsp.tensor(np.ascontiguousarray(strided.data), requires_grad=True)
+    dy = np.random.default_rng(9).normal(size=contiguous.shape).astype(np.float32)
+    outputs, stats = [], []
+    with kernels.use(variant):
+        for x in (strided, contiguous):
+            rm, rv = np.zeros(3), np.ones(3)
+            y = F.batch_norm(x, rm, rv, training=training)
+            y.backward(dy)
+            outputs.append(y.data)
+            stats.append((rm, rv))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+    leaf = strided._node.parents[0][1]
+    np.testing.assert_allclose(leaf.grad.transpose(0, 3, 1, 2), contiguous.grad, rtol=1e-6, atol=1e-6)
+    assert stats[0][0].dtype == np.float64
+    np.testing.assert_allclose(stats[0], stats[1], rtol=1e-7)
+
+
 # -- running statistics ---------------------------------------------------------------------------
 def test_running_stats_tensors_are_updated_in_place():
     x, *_ = make_inputs((4, 3, 5, 5), 0, np.float32)

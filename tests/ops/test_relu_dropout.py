@@ -261,6 +261,20 @@ def test_dropout_matches_torch_given_torchs_mask(variant, dtype, two_d):
     np.testing.assert_allclose(ours.grad, xt.grad.numpy(), **TOL[dtype])
 
 
+@pytest.mark.parametrize("variant", CPU_VARIANTS)
+def test_strided_inputs(variant):
+    a = np.random.default_rng(6).uniform(0.5, 1.5, (2, 4, 5, 3))
+    strided = minipsp.tensor(a).permute(0, 3, 1, 2)
+    contiguous = minipsp.tensor(np.ascontiguousarray(strided.data))
+    with kernels.use(variant):
+        np.testing.assert_array_equal(F.relu(strided - 1).data, F.relu(contiguous - 1).data)
+        for fn in (F.dropout, F.dropout2d):
+            minipsp.manual_seed(1)
+            first = fn(strided, 0.5).data
+            minipsp.manual_seed(1)
+            np.testing.assert_array_equal(first, fn(contiguous, 0.5).data)
+
+
 def test_dropout_bad_inputs_name_the_argument():
     x = minipsp.randn(2, 3, 4, 4)
     for bad in (-0.1, 1.5, "0.5", None, True):
