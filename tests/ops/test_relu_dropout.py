@@ -39,12 +39,12 @@ def with_zeros(shape, seed, dtype):
     return x.astype(dtype)
 
 
-nchw = shapes(min_dims=4, max_dims=4, min_side=1, max_side=4)
+nchw = shapes(min_dims=4, max_dims=4, min_side=1, max_side=3)
 
 
 # -- relu -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", CPU_VARIANTS)
-@given(shape=shapes(1, 4, 1, 4), seed=seeds)
+@given(shape=shapes(1, 4, 1, 3), seed=seeds)
 def test_relu_gradcheck(variant, shape, seed):
     x = minipsp.tensor(away_from_zero(shape, seed), requires_grad=True)
     with kernels.use(variant):
@@ -201,6 +201,7 @@ def test_dropout_limits_and_eval(fn):
 
 @pytest.mark.parametrize("variant", CPU_VARIANTS)
 @pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+@settings(max_examples=10)  # linear in x: few examples suffice, and each draws a mask per forward call
 @given(shape=nchw, seed=seeds, p=st.floats(0.0, 0.9))
 def test_dropout_gradcheck(variant, fn, shape, seed, p):
     x = minipsp.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
