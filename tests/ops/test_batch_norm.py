@@ -250,6 +250,10 @@ def test_bad_inputs_name_the_argument():
         F.batch_norm(np.zeros((2, 3)), C3, C3)
     with pytest.raises(ValueError, match="running_mean and running_var must be given in evaluation mode"):
         F.batch_norm(x, None, None, training=False)
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\]; got None"):
+        F.batch_norm(x, C3, C3, training=True, momentum=None)
+    with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\]; got 1.5"):
+        F.batch_norm(x, C3, C3, training=True, momentum=1.5)
     with pytest.raises(ValueError, match="eps must be positive; got 0"):
         F.batch_norm(x, C3, C3, eps=0)
 

@@ -128,8 +128,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if values_per_channel <= 1:
             raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
                              f"got input size {tuple(input.shape)}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"batch_norm: momentum must be in [0, 1]; got {momentum}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"batch_norm: momentum must be a number in [0, 1]; got {momentum!r} "
+                             "(a cumulative average, momentum=None in torch's modules, is the module's job)")
         return BatchNormTraining.apply(input, weight, bias, running_mean, running_var, float(momentum),
                                        float(eps))
     if running_mean is None or running_var is None:
