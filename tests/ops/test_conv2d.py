@@ -76,18 +76,20 @@ def test_conv2d_gradcheck(variant, config, with_bias):
 # ---------------------------------------------------------------- cpu == reference
 
 @given(config=conv_configs(max_n=3, max_c=4), dtype=st.sampled_from([np.float32, np.float64]),
-       group_per_image=st.booleans())
-def test_cpu_matches_reference(config, dtype, group_per_image):
+       group_per_image=st.booleans(), parallel=st.booleans())
+def test_cpu_matches_reference(config, dtype, group_per_image, parallel):
     x, weight, bias, hyper = make_arrays(config, dtype)
     tol = TOLERANCE[dtype]
-    cols = reference.im2col(x, config["kernel_size"], *hyper)
-    np.testing.assert_array_equal(cpu.im2col(x, config["kernel_size"], *hyper), cols)
-    np.testing.assert_allclose(cpu.col2im(cols, x.shape, config["kernel_size"], *hyper),
-                               reference.col2im(cols, x.shape, config["kernel_size"], *hyper), **tol)
     dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(dtype)
+    cols = reference.im2col(x, config["kernel_size"], *hyper)
     with pytest.MonkeyPatch.context() as patch:
         if group_per_image:  # one GEMM per image instead of one for the whole batch
             patch.setattr(cpu, "COLS_BUDGET", 1)
+        if parallel:  # the prange loops, which otherwise only run on large arrays
+            patch.setattr(cpu, "PARALLEL_MIN_SIZE", 0)
+        np.testing.assert_array_equal(cpu.im2col(x, config["kernel_size"], *hyper), cols)
+        np.testing.assert_allclose(cpu.col2im(cols, x.shape, config["kernel_size"], *hyper),
+                                   reference.col2im(cols, x.shape, config["kernel_size"], *hyper), **tol)
         y = cpu.conv2d_forward(x, weight, bias, *hyper)
         grads = cpu.conv2d_backward(dy, x, weight, *hyper)
     assert y.dtype == dtype and all(g.dtype == dtype for g in grads)
