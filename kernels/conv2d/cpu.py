@@ -2,9 +2,10 @@
 
 Memory layout is chosen so that every loop writes contiguous memory and every GEMM gets
 contiguous operands:
-- im2col fills the C_in*KH*KW rows of cols (N*OH*OW contiguous floats each), in parallel over rows.
-- col2im works on the N*C_in input planes in parallel; a plane is owned by one thread, which adds
-  in the entries of all its taps, so there are no write conflicts and no atomics.
+- im2col fills the C_in*KH*KW rows of cols (N*OH*OW contiguous floats each), one row at a time:
+  the rows are independent, so they can be shared out between threads (prange).
+- col2im works on the N*C_in input planes one at a time; a plane is owned by one thread, which
+  adds in the entries of all its taps, so there are no write conflicts and no atomics.
 - Along a row of output pixels, the taps that fall inside the input form one interval
   [ow_lo, ow_hi) (outside it they see padding), so the inner loops have no per-pixel branch.
 - Images go through in groups (COLS_BUDGET): the GEMM of a group, (C_out, C_in*KH*KW) @
@@ -73,10 +74,15 @@ def _col2im_plane(cols, dx, plane, geometry):
                     dx[n, c, ih, ow * sw + left] += cols[row, start + ow]
 
 
-# Each loop exists twice: threads only pay for themselves on large arrays. On a small one (a
-# gradient check calls conv2d thousands of times on a few hundred pixels), waking the thread
-# pool costs more than the work, and it stalls whenever the machine is busy.
-PARALLEL_MIN_SIZE = 1 << 17   # elements of cols
+# Each loop exists twice, serial and parallel (prange over rows or planes), and the parallel one
+# is used only for a cols of at least PARALLEL_MIN_SIZE elements. A parallel loop is as slow as its
+# slowest thread: on a small array (a gradient check calls conv2d thousands of times on a few
+# hundred pixels) waking the threads costs more than the work, and on a busy machine one thread
+# that is not scheduled stalls the whole loop. Measured on a 2-core machine shared with other jobs,
+# for one image of the 3x3 dilation-2 benchmark (cols 576 x 4096): the parallel im2col took 0.9 ms
+# at best but 13-28 ms typically, the serial one 1.8 ms every time; the whole forward + backward was
+# 1.8x faster with serial loops. The GEMMs, which are 3/4 of the time, use all cores either way.
+PARALLEL_MIN_SIZE = 1 << 23   # elements of cols (32 MB in float32)
 
 
 @njit(cache=True, parallel=True)

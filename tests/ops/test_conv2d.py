@@ -201,6 +201,19 @@ def test_conv2d_noncontiguous_input_and_frozen_input():
     assert x_t.grad is None
 
 
+@pytest.mark.parametrize("variant", ["reference", "cpu"])
+def test_conv2d_empty_batch(variant):
+    """N = 0 gives an empty output and zero weight/bias gradients, as in torch."""
+    x = minipsp.tensor(np.zeros((0, 3, 6, 6)), requires_grad=True)
+    weight = minipsp.tensor(np.ones((2, 3, 3, 3)), requires_grad=True)
+    bias = minipsp.tensor(np.ones(2), requires_grad=True)
+    with minipsp.kernels.use(variant):
+        y = F.conv2d(x, weight, bias, padding=1)
+        y.sum().backward()
+    assert y.shape == (0, 2, 6, 6) and x.grad.shape == (0, 3, 6, 6)
+    assert np.all(weight.grad == 0) and np.all(bias.grad == 0)
+
+
 # ---------------------------------------------------------------- bad input
 
 def _tensor(*shape, dtype=np.float32):
