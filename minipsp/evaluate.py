@@ -158,7 +158,7 @@ def evaluate(model, dataset, num_classes, mode="whole", crop_size=473, scales=MU
     Returns SegmentationMetrics' dict: pixel_acc, mean_acc, iou (per class), miou. `count` > 0 uses
     only the first `count` images. The model is put in eval mode and restored afterwards.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     device = _model_device(model)
     metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)

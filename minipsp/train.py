@@ -224,7 +224,7 @@ class Trainer:
 
     def run(self) -> dict:
         """Train from self.iteration to cfg.iters; return the last log record and the final evaluation."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cfg = self.cfg
         self.model.train()
