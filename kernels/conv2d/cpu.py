@@ -111,9 +111,12 @@ def _col2im_serial(cols, dx, geometry):
 
 # Bytes of cols per GEMM. Images go through in groups so that cols stays this small: a whole batch
 # at once would need C_in*KH*KW*N*OH*OW floats (530 MB for one 3x3 conv of PSPNet's layer4 at batch
-# 8), and a cols that fits in the last-level cache is still there when the GEMM reads it. Small
-# feature maps are still done as one GEMM over the whole batch.
-COLS_BUDGET = 16 << 20
+# 8), and a cols that fits in the last-level cache (32 MB on the machine we measured) is still there
+# when the GEMM reads it. Small feature maps are still done as one GEMM over the whole batch.
+# 20 MB (two images of the 3x3 benchmark, 9.4 MB each) was the fastest on a 2-core machine: one
+# image per GEMM was 1.3x slower with two BLAS threads (more, smaller GEMMs to synchronise), the
+# whole batch at once 1.2x slower with one (cols no longer in cache).
+COLS_BUDGET = 20 << 20
 
 
 def _sizes(x_shape, kernel_size, stride, padding, dilation):
@@ -196,16 +199,17 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation,
     w_mat = np.ascontiguousarray(weight).reshape(C_out, -1)                # C_out, C_in*KH*KW
     geometry = _geometry(x.shape, (KH, KW), stride, padding, dilation)
     dx = np.empty_like(x) if needs_input_grad else None
-    dw_mat_t = np.zeros_like(w_mat.T) if needs_weight_grad else None      # C_in*KH*KW, C_out
+    dw_mat_t = np.zeros((w_mat.shape[1], C_out), x.dtype) if needs_weight_grad else None  # C_in*KH*KW, C_out
     for n0, n1 in _image_groups(N, w_mat.shape[1] * OH * OW * x.itemsize):
         dy_mat = dy[n0:n1].transpose(1, 0, 2, 3).reshape(C_out, -1)        # C_out, g*OH*OW
         if needs_weight_grad:
             cols = _group_cols(x[n0:n1], (KH, KW), stride, padding, dilation)
             # dw = dy_mat @ cols^T, computed transposed: this order runs faster in OpenBLAS
             dw_mat_t += np.matmul(cols, dy_mat.T)
+            del cols                                                       # its memory goes to dcols
         if needs_input_grad:
             dcols = np.matmul(w_mat.T, dy_mat)                             # C_in*KH*KW, g*OH*OW
-            _add_cols(dcols, dx[n0:n1], geometry)                             # g, C_in, H, W
+            _add_cols(dcols, dx[n0:n1], geometry)                          # g, C_in, H, W
     dw = np.ascontiguousarray(dw_mat_t.T).reshape(weight.shape) if needs_weight_grad else None
     db = dy.sum(axis=(0, 2, 3)) if needs_bias_grad else None
     return dx, dw, db
