@@ -11,6 +11,7 @@ from minipsp.backend import cuda_is_available, get_array_module
 from minipsp.random import manual_seed
 from minipsp.serialization import load, load_checkpoint, save
 from minipsp.tensor import Tensor, cat, from_numpy, ones, rand, randn, stack, tensor, zeros
+from minipsp import models, nn  # noqa: F401  (minipsp.nn, minipsp.models after `import minipsp`)
 
 __version__ = "0.1.0"
 
