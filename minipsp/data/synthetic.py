@@ -1,36 +1,34 @@
 """SyntheticScenes: a built-in scene-parsing dataset in which global context decides the class.
 
-Each image is a procedurally drawn outdoor scene of one of three *types*, each with its own ground:
+Each image is a procedurally drawn outdoor scene of one of three *types*:
 
-    harbour  ground = water      vehicles are BOATS      horizon: open sea, sometimes a harbour town
-    street   ground = road       vehicles are CARS       horizon: buildings, sometimes trees
-    field    ground = grass      vehicles are TRACTORS   horizon: trees, sometimes a farmhouse
+    harbour  ground = water      vehicles are BOATS      skyline: open sea
+    street   ground = road       vehicles are CARS       skyline: buildings
+    field    ground = grass      vehicles are TRACTORS   skyline: trees
 
 Classes (index, name, what it looks like):
 
     0 sky       blue gradient above the horizon          5 tree      dark-green round canopies
-    1 water     blue with horizontal waves               6 boat      } one and the same vehicle
-    2 road      dark grey, dashed lane markings          7 car       } drawing: shape, colours and
-    3 grass     green, streaky                           8 tractor   } texture are identical
-    4 building  grey-brown blocks with windows           9 person    small figure, any scene
+    1 water     } near the camera the three grounds      6 boat      } one and the same vehicle
+    2 road      } share ONE plain texture; only a band   7 car       } drawing: shape, colours and
+    3 grass     } near the horizon shows their own       8 tractor   } texture are identical
+    4 building  grey-brown blocks with windows           9 person    a figure, 18-40% of the height
 
 The point (PSPNet's paper, Fig. 2 "mismatched relationship"): boat, car and tractor look exactly
-alike. Only the scene says which one a vehicle is, and the scene is *global*:
-
-  * vehicles come at very different scales, up to 95% of the image width (half of the scenes have
-    one wider than 55%), so the middle of a big one is far from any ground;
-  * a small vehicle is often parked on a patch of another ground (a car on a grass verge, a tractor
-    on a farm track, a boat on a slipway), so even the ground right next to it can mislead; the
-    class follows the scene's main ground and horizon, never the local patch.
-
-So a network that sees only a local window labels the vehicle's texture, and must guess; one that
-pools over the whole image (the pyramid pooling module) can read the scene first. Persons are tiny
-(5-16% of the height) and test small objects; sky and the grounds are "stuff".
+alike, and so do water, road and grass in the foreground. What tells them apart is *far away*: a
+thin band of ground just below the horizon where each ground shows its pattern (waves, lane
+markings, grass streaks), and the skyline above it. A big vehicle, or the bottom of the image, is
+most of the image height away from that band. So a network whose prediction at a pixel depends on
+a limited window (an FCN: its effective receptive field is much smaller than the image at 129 x 129)
+must guess among three classes there; one that pools over the whole image (the pyramid pooling
+module) reads the scene and applies it everywhere. The layout is drawn in relative coordinates, so
+the cue's distance grows with `size`: the gap shows when the image is large compared with the
+network's effective receptive field (see docs/synthetic_scenes.md for the measured FCN vs PPM).
 
 Samples are a pure function of (seed, split, index): `SyntheticScenes(count=100)[7]` is the same
-picture on every machine, at any `size` (the layout is drawn in relative coordinates). They are drawn
-on the fly, a few milliseconds each at 65 x 65. Images are H x W x 3 float32 RGB in 0..255; labels
-H x W int64 in 0..9 (there are no ignored pixels until a transform pads).
+picture on every machine, at any `size`. They are drawn on the fly, a few milliseconds each at
+65 x 65. Images are H x W x 3 float32 RGB in 0..255; labels H x W int64 in 0..9 (there are no
+ignored pixels until a transform pads).
 """
 
 from __future__ import annotations
@@ -57,8 +55,9 @@ PALETTE = np.array([
 ], dtype=np.uint8)
 IGNORE_COLOR = (0, 0, 0)
 
-# scene type -> (main ground, vehicle class, ground a distracting patch is made of)
-SCENES = {"harbour": (WATER, BOAT, ROAD), "street": (ROAD, CAR, GRASS), "field": (GRASS, TRACTOR, ROAD)}
+# scene type -> (its ground, its vehicle class)
+SCENES = {"harbour": (WATER, BOAT), "street": (ROAD, CAR), "field": (GRASS, TRACTOR)}
+FAR_BAND = 0.12  # height (fraction of the image) of the band below the horizon where grounds differ
 SPLITS = {"train": 0, "val": 1, "test": 2}
 VEHICLE_COLORS = np.array([[200, 40, 40], [230, 200, 40], [235, 235, 235], [230, 120, 30], [150, 50, 160]])
 CLOTHES_COLORS = np.array([[30, 30, 110], [25, 25, 25], [110, 25, 110]])
@@ -150,63 +149,66 @@ class Canvas:
 
 def draw_scene(scene, rng, height, width, grain_rng=None):
     """Paint one scene; returns (image (H, W, 3) float32 in 0..255, label (H, W) int64)."""
-    ground, vehicle_class, patch_ground = SCENES[scene]
+    ground, vehicle_class = SCENES[scene]
     c = Canvas(rng, height, width, grain_rng)
-    horizon = rng.uniform(0.25, 0.5)
-    sky = c.y < horizon
-    c.paint(sky, SKY, np.array([110, 160, 230]) + (c.y / horizon)[..., None] * np.array([80, 55, 15]), noise=4)
-    draw_ground(c, c.y >= horizon, ground, horizon)
-    draw_horizon(c, scene, horizon)
+    horizon = rng.uniform(0.2, 0.32)
+    far = horizon + FAR_BAND
+    c.paint(c.y < horizon, SKY, np.array([110, 160, 230]) + (c.y / horizon)[..., None] * np.array([80, 55, 15]),
+            noise=4)
+    draw_far_ground(c, (c.y >= horizon) & (c.y < far), ground, horizon)
+    draw_near_ground(c, c.y >= far, ground)
+    draw_skyline(c, scene, horizon)
 
+    # vehicles stand on the near ground, so the band that names them is always at least FAR_BAND away;
+    # the first is large (45-95% of the width), so its middle is far from any ground at all
     vehicles = []
-    for i in range(rng.integers(1, 4)):
-        big = i == 0 and rng.random() < 0.5
-        w = rng.uniform(0.55, 0.95) if big else np.exp(rng.uniform(np.log(0.1), np.log(0.45)))
-        h = min(w * rng.uniform(0.45, 0.7), 0.9 * (1 - horizon))
-        bottom = rng.uniform(horizon + h * 0.8, 1.08)
-        vehicles.append((bottom, rng.uniform(-0.1 * w, 1 - 0.9 * w), w, h))
+    for i in range(rng.integers(1, 3)):
+        w = rng.uniform(0.45, 0.95) if i == 0 else rng.uniform(0.25, 0.5)
+        h = min(w * rng.uniform(0.45, 0.65), 0.8 * (1 - far))
+        vehicles.append((rng.uniform(far + h, 1.05), rng.uniform(-0.1 * w, 1 - 0.9 * w), w, h))
     for bottom, x0, w, h in sorted(vehicles):  # far (higher up) first, so near ones occlude them
-        if w < 0.5 and rng.random() < 0.35:  # parked on a misleading patch of another ground
-            patch = c.ellipse(x0 + w / 2, bottom - 0.1 * h, 0.75 * w, 0.45 * h) & (c.y >= horizon)
-            draw_ground(c, patch, patch_ground, horizon)
         draw_vehicle(c, vehicle_class, x0, bottom, w, h)
-
     for _ in range(rng.integers(0, 4)):
-        hp = rng.uniform(0.05, 0.16)
-        draw_person(c, rng.uniform(0.05, 0.95), rng.uniform(horizon + hp, 1.0), hp)
+        hp = rng.uniform(0.18, 0.4)
+        draw_person(c, rng.uniform(0.05, 0.95), rng.uniform(far + 0.5 * hp, 1.0), hp)
     return np.clip(c.image, 0, 255), c.label
 
 
-def draw_ground(c, mask, ground, horizon):
+def draw_far_ground(c, mask, ground, horizon):
+    """The band just below the horizon, where each ground shows its own pattern."""
     rng = c.rng
     if ground == WATER:
-        phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(25, 40)
+        phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(60, 90)
         waves = 25 * np.sin(freq * c.y + 0.8 * np.sin(12 * c.x + phase))
-        color = np.array([30, 90, 165]) + waves[..., None] * np.array([0.6, 0.8, 1.0])
-        c.paint(mask, WATER, color, noise=5)
+        c.paint(mask, WATER, np.array([30, 90, 165]) + waves[..., None] * np.array([0.6, 0.8, 1.0]), noise=5)
     elif ground == ROAD:
         c.paint(mask, ROAD, np.full(3, rng.uniform(75, 100)), noise=9)
-        lane_y = rng.uniform(horizon + 0.1, 0.95)
-        dashes = (np.mod(c.x * 8 + rng.random(), 1.0) < 0.5) & (np.abs(c.y - lane_y) < max(0.012, c.pixel))
+        lane_y = horizon + 0.5 * FAR_BAND
+        dashes = (np.mod(c.x * 8 + rng.random(), 1.0) < 0.5) & (np.abs(c.y - lane_y) < max(0.015, c.pixel))
         c.paint(mask & dashes, ROAD, [225, 225, 215], noise=5)
     else:
         streaks = 20 * np.sin(90 * c.x + 3 * np.sin(40 * c.y))
         c.paint(mask, GRASS, np.array([60, 140, 50]) + streaks[..., None] * np.array([0.3, 1.0, 0.3]), noise=12)
 
 
-def draw_horizon(c, scene, horizon):
-    """Buildings and trees standing on the horizon; which ones, and how many, depends on the scene."""
+def draw_near_ground(c, mask, ground):
+    """Near the camera every ground is the same plain surface with soft blotches (as at dusk, or under
+    a flat grey light): this is the part of water, road and grass that only the scene can name."""
     rng = c.rng
-    n_buildings = {"street": rng.integers(3, 7), "harbour": rng.integers(2, 5) * (rng.random() < 0.4),
-                   "field": int(rng.random() < 0.3)}[scene]
-    n_trees = {"street": rng.integers(1, 3) * (rng.random() < 0.3), "harbour": 0,
-               "field": rng.integers(3, 9)}[scene]
-    for _ in range(n_trees):
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    blotches = 12 * np.sin(9 * c.x + phase[0]) * np.sin(7 * c.y + phase[1])
+    c.paint(mask, ground, np.array([105, 110, 100]) * rng.uniform(0.85, 1.15) + blotches[..., None], noise=9)
+
+
+def draw_skyline(c, scene, horizon):
+    """What stands on the horizon: buildings behind a street, trees behind a field, open sea behind a harbour."""
+    rng = c.rng
+    for _ in range(rng.integers(3, 9) if scene == "field" else 0):
         r = rng.uniform(0.04, 0.1)
         canopy = c.ellipse(rng.uniform(0, 1), horizon - 0.6 * r, r * rng.uniform(0.8, 1.3), r) & (c.y < horizon)
         c.paint(canopy, TREE, np.array([30, 95, 35]) * rng.uniform(0.8, 1.2), noise=10)
-    for _ in range(n_buildings):
-        w, h = rng.uniform(0.08, 0.25), rng.uniform(0.08, 0.3) * (0.5 if scene == "harbour" else 1.0)
+    for _ in range(rng.integers(3, 7) if scene == "street" else 0):
+        w, h = rng.uniform(0.08, 0.25), rng.uniform(0.06, 0.18)
         x0 = rng.uniform(-0.05, 1 - w)
         block = c.rect(x0, x0 + w, horizon - h, horizon + 0.005)
         base = np.array([150, 135, 120]) * rng.uniform(0.7, 1.15)
@@ -230,7 +232,7 @@ def draw_vehicle(c, cls, x0, bottom, w, h):
 
 def draw_person(c, cx, bottom, hp):
     rng = c.rng
-    body = c.rect(cx - 0.17 * hp, cx + 0.17 * hp, bottom - 0.75 * hp, bottom)
+    body = c.rect(cx - 0.2 * hp, cx + 0.2 * hp, bottom - 0.75 * hp, bottom)
     c.paint(body, PERSON, CLOTHES_COLORS[rng.integers(len(CLOTHES_COLORS))], noise=8)
-    head = c.ellipse(cx, bottom - 0.86 * hp, 0.13 * hp * c.y.size / c.x.size, 0.13 * hp)
+    head = c.ellipse(cx, bottom - 0.86 * hp, 0.14 * hp * c.y.size / c.x.size, 0.14 * hp)
     c.paint(head, PERSON, [230, 190, 160], noise=8)

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from minipsp.data import DataLoader, Dataset, collate
+from minipsp.data import synthetic as S
 from minipsp.data import transforms as T
 from minipsp.data.readers import ADE20K, ADE20K_LABEL_MAP, Cityscapes, SemsegList, VOCSegmentation, read_label
 from minipsp.data.synthetic import BOAT, CAR, CLASSES, PALETTE, TRACTOR, Canvas, SyntheticScenes, colorize, draw_vehicle
@@ -289,21 +290,54 @@ def test_synthetic_sizes_and_types():
     assert len(SyntheticScenes(count=7)) == 7
 
 
-def test_synthetic_context_decides_the_vehicle_class():
+def test_synthetic_context_decides_the_vehicle_and_ground_class():
     data = SyntheticScenes(count=60, size=65, seed=0)
-    vehicle_of = {"harbour": BOAT, "street": CAR, "field": TRACTOR}
+    scenes = {"harbour": ({BOAT}, {S.WATER}, set()), "street": ({CAR}, {S.ROAD}, {S.BUILDING}),
+              "field": ({TRACTOR}, {S.GRASS}, {S.TREE})}
     seen, large = np.zeros(len(CLASSES), bool), 0
     for i in range(len(data)):
         label = data[i][1]
         present = set(np.unique(label).tolist())
         assert present <= set(range(len(CLASSES)))
         seen[list(present)] = True
-        vehicles = present & {BOAT, CAR, TRACTOR}
-        assert vehicles == {vehicle_of[data.scene_type(i)]}  # one vehicle class, the scene's
-        large += np.mean(label == vehicle_of[data.scene_type(i)]) > 0.2
+        vehicle, ground, skyline = scenes[data.scene_type(i)]
+        assert present & {BOAT, CAR, TRACTOR} == vehicle  # one vehicle class, the scene's
+        assert present & {S.WATER, S.ROAD, S.GRASS} == ground   # one ground, the scene's
+        assert present & {S.BUILDING, S.TREE} == skyline
+        large += np.mean(np.isin(label, list(vehicle))) > 0.2
     assert seen.all(), f"classes never drawn: {[c for c, s in zip(CLASSES, seen) if not s]}"
     assert large >= 10  # big vehicles, whose middle is far from any ground, are common
-    assert {data.scene_type(i) for i in range(len(data))} == set(vehicle_of)
+    assert set(data.scene_type(i) for i in range(len(data))) == set(scenes)
+
+
+def test_synthetic_near_ground_looks_the_same_whatever_its_class():
+    drawings = []
+    for cls in (S.WATER, S.ROAD, S.GRASS):
+        canvas = Canvas(np.random.default_rng(0), 32, 32)
+        S.draw_near_ground(canvas, canvas.y >= 0.5, cls)
+        drawings.append(canvas)
+    for canvas, cls in zip(drawings[1:], (S.ROAD, S.GRASS)):
+        np.testing.assert_array_equal(canvas.image, drawings[0].image)
+        np.testing.assert_array_equal(canvas.label == cls, drawings[0].label == S.WATER)
+    assert (drawings[0].label[16:] == S.WATER).all() and (drawings[0].label[:16] == 0).all()
+
+
+def test_synthetic_grounds_differ_only_in_the_band_below_the_horizon():
+    # pixels of each ground class, split by distance below the horizon: far from it the three look
+    # alike (the same mean colour), in the band just below it they do not
+    data = SyntheticScenes(count=30, size=65, seed=1)
+    far_means, near_means = {}, {}
+    for i in range(len(data)):
+        image, label = data[i]
+        ground = {"harbour": S.WATER, "street": S.ROAD, "field": S.GRASS}[data.scene_type(i)]
+        rows = np.flatnonzero((label == ground).any(axis=1))
+        band, near = rows[rows < rows[0] + 5], rows[rows >= rows[0] + 12]
+        far_means.setdefault(ground, []).append(image[band][label[band] == ground].mean(0))
+        near_means.setdefault(ground, []).append(image[near][label[near] == ground].mean(0))
+    far = np.array([np.mean(far_means[g], 0) for g in (S.WATER, S.ROAD, S.GRASS)])
+    near = np.array([np.mean(near_means[g], 0) for g in (S.WATER, S.ROAD, S.GRASS)])
+    assert np.abs(near - near.mean(0)).max() < 15
+    assert np.abs(far - far.mean(0)).max() > 40
 
 
 def test_synthetic_vehicles_look_the_same_whatever_their_class():
