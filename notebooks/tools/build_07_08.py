@@ -262,7 +262,8 @@ yb = minipsp.tensor(np.stack([label, label]).astype(np.int64))
 logits, main_loss, aux_loss = model(xb, yb)
 print("logits", logits.shape, "main loss", round(main_loss.item(), 4), "aux loss", round(aux_loss.item(), 4))
 backbone, head = model.parameter_groups()
-print(f"{sum(p.numel() for p in backbone):,} backbone parameters (base LR), {sum(p.numel() for p in head):,} new ones (10x LR)")
+n_backbone, n_head = sum(p.numel() for p in backbone), sum(p.numel() for p in head)
+print(f"{n_backbone:,} backbone parameters (base LR), {n_head:,} new ones (10x LR)")
 try:
     model.eval()(minipsp.zeros(1, 3, 128, 128))
 except ValueError as err:
