@@ -24,6 +24,7 @@ for ax in axes.ravel():
     ax.axis("off")
 handles = [Patch(color=PALETTE[k] / 255, label=f"{k} {name}") for k, name in enumerate(CLASSES)]
 fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=10, frameon=False)
-fig.suptitle("SyntheticScenes (seed 0, 129 x 129): the vehicle drawing is the same; the scene names it")
+fig.suptitle("SyntheticScenes (seed 0, 129 x 129): one vehicle drawing, one near-ground texture;\n"
+             "only the band below the horizon and the skyline name them")
 fig.tight_layout(rect=(0, 0.05, 1, 0.97))
 fig.savefig("docs/synthetic_scenes.png", dpi=80)
