@@ -61,3 +61,18 @@ def variant(family: str, array):
     """The kernel module of `family` that runs on `array`: cuda for CuPy, else the CPU variant."""
     on_gpu = type(array).__module__.startswith("cupy")
     return load(family, "cuda" if on_gpu else _cpu_variant)
+
+
+def array_module(array):
+    """numpy, or cupy for a CuPy array (imported only then, so CPU-only machines never need CuPy).
+
+    The kernels' launchers allocate their outputs with it, so that they run on CuPy arrays on a GPU
+    and on NumPy arrays under Numba's CUDA simulator.
+    """
+    if type(array).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy

@@ -21,16 +21,9 @@ import math
 import numpy as np
 from numba import cuda
 
+from .. import array_module
+
 THREADS = 128
-
-
-def _xp(a):
-    """numpy, or cupy for a CuPy array (imported only then, so CPU-only machines never need it)."""
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def _blocks(total):
@@ -60,7 +53,7 @@ def _avg_forward_kernel(x, y):
 
 def adaptive_avg_pool2d_forward(x, output_size):
     """y (N,C,OH,OW): the mean of each bin of x (N,C,H,W)."""
-    xp = _xp(x)
+    xp = array_module(x)
     N, C, H, W = x.shape
     OH, OW = output_size
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
@@ -90,7 +83,7 @@ def _avg_backward_kernel(dy, dx):
 
 def adaptive_avg_pool2d_backward(dy, input_shape):
     """dx (N,C,H,W): each dy[n,c,i,j] spread evenly over its bin; overlapping bins add up."""
-    xp = _xp(dy)
+    xp = array_module(dy)
     N, C, H, W = input_shape
     OH, OW = dy.shape[2], dy.shape[3]
     dx = xp.empty((N * C, H, W), dtype=dy.dtype)  # every pixel is written once by its thread
@@ -125,7 +118,7 @@ def _max_forward_kernel(x, y, indices):
 
 def adaptive_max_pool2d_forward(x, output_size):
     """y, indices (N,C,OH,OW): the max of each bin of x (N,C,H,W) and its flat index h*W + w."""
-    xp = _xp(x)
+    xp = array_module(x)
     N, C, H, W = x.shape
     OH, OW = output_size
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
@@ -148,7 +141,7 @@ def _max_backward_kernel(dy, indices, dx):
 
 def adaptive_max_pool2d_backward(dy, indices, input_shape):
     """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c)."""
-    xp = _xp(dy)
+    xp = array_module(dy)
     N, C, H, W = input_shape
     dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
     _max_backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),

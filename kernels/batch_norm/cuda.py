@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import cuda, float64
+
+from .. import array_module
 
 MAX_REDUCTION_THREADS = 256  # threads per block of a reduction, a power of two
 ELEMENTWISE_THREADS = 128
-
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 @cuda.jit(device=True)
@@ -130,13 +123,13 @@ def _elementwise_blocks(size):
 
 def _planes(a):
     """(N, C, H, W) -> a contiguous (N, C, H * W) view (a copy only if `a` is not contiguous)."""
-    a = _xp(a).ascontiguousarray(a)
+    a = array_module(a).ascontiguousarray(a)
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
 def batch_norm_forward(x, weight, bias, eps):
     """Training mode. x (N, C, H, W); weight, bias (C,). Returns y, mean, var, rstd."""
-    xp = _xp(x)
+    xp = array_module(x)
     x3 = _planes(x)
     N, C, L = x3.shape
     mean = xp.empty(C, dtype=xp.float64)
@@ -154,7 +147,7 @@ def batch_norm_forward(x, weight, bias, eps):
 
 def batch_norm_backward(dy, x, weight, mean, rstd):
     """Training mode backward, through the batch statistics. Returns dx, dweight, dbias."""
-    xp = _xp(x)
+    xp = array_module(x)
     x3, dy3 = _planes(x), _planes(dy)
     N, C, L = x3.shape
     M = N * L
@@ -173,7 +166,7 @@ def batch_norm_backward(dy, x, weight, mean, rstd):
 
 def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps):
     """Eval mode: normalise with the running statistics. Returns y (N, C, H, W)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x3 = _planes(x)
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
     dtype = x.dtype
@@ -186,7 +179,7 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps):
 
 def batch_norm_backward_eval(dy, x, weight, running_mean, running_var, eps):
     """Eval mode backward: dx = dy * weight * rstd (the statistics are constants)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x3, dy3 = _planes(x), _planes(dy)
     N, C, L = x3.shape
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
+from .. import array_module
+
 AXES = (0, 2, 3)  # the reduction axes: everything but the channel
-
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    import numpy
-
-    return numpy
 
 
 def _per_channel(v):
@@ -25,7 +17,7 @@ def batch_norm_forward(x, weight, bias, eps):
 
     x (N, C, H, W); weight, bias (C,). Returns y (N, C, H, W) and mean, var, rstd (C,).
     """
-    xp = _xp(x)
+    xp = array_module(x)
     x64 = x.astype(xp.float64)  # accumulate in float64 whatever the input dtype
     mean = x64.mean(axis=AXES)                                       # C
     var = ((x64 - _per_channel(mean)) ** 2).mean(axis=AXES)          # C
@@ -38,7 +30,7 @@ def batch_norm_forward(x, weight, bias, eps):
 
 def batch_norm_backward(dy, x, weight, mean, rstd):
     """Training mode backward, through the batch statistics. Returns dx, dweight, dbias."""
-    xp = _xp(x)
+    xp = array_module(x)
     M = x.shape[0] * x.shape[2] * x.shape[3]
     xhat = (x.astype(xp.float64) - _per_channel(mean)) * _per_channel(rstd)  # recomputed, not saved
     dy64 = dy.astype(xp.float64)
@@ -54,7 +46,7 @@ def batch_norm_backward(dy, x, weight, mean, rstd):
 
 def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps):
     """Eval mode: normalise with the running statistics. Returns y (N, C, H, W)."""
-    xp = _xp(x)
+    xp = array_module(x)
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
     xhat = (x - _per_channel(running_mean)) * _per_channel(rstd)
     y = _per_channel(weight) * xhat + _per_channel(bias)
@@ -63,7 +55,7 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps):
 
 def batch_norm_backward_eval(dy, x, weight, running_mean, running_var, eps):
     """Eval mode backward: the statistics are constants, so dx = dy * weight * rstd."""
-    xp = _xp(x)
+    xp = array_module(x)
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
     xhat = (x - _per_channel(running_mean)) * _per_channel(rstd)
     dy64 = dy.astype(xp.float64)

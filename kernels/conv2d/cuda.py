@@ -14,21 +14,12 @@ their outputs with the input's array module: CuPy on a GPU; NumPy under Numba's 
 
 import math
 
-import numpy as np
 from numba import cuda
 
+from .. import array_module
 from .reference import output_size
 
 THREADS_PER_BLOCK = 256
-
-
-def _xp(a):
-    """numpy or cupy, whichever holds `a` (cupy is imported only for a CuPy array)."""
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 @cuda.jit
@@ -86,7 +77,7 @@ def _sizes(x_shape, kernel_size, stride, padding, dilation):
 
 def im2col(x, kernel_size, stride, padding, dilation):
     """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); cols[(c*KH+kh)*KW+kw, (n*OH+oh)*OW+ow]."""
-    xp = _xp(x)
+    xp = array_module(x)
     N, C = x.shape[:2]
     OH, OW = _sizes(x.shape, kernel_size, stride, padding, dilation)
     x = xp.ascontiguousarray(x)
@@ -99,7 +90,7 @@ def im2col(x, kernel_size, stride, padding, dilation):
 
 def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     """The adjoint of im2col: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), summing repeated pixels."""
-    xp = _xp(cols)
+    xp = array_module(cols)
     OH, OW = _sizes(x_shape, kernel_size, stride, padding, dilation)
     cols = xp.ascontiguousarray(cols)
     dx = xp.zeros(tuple(x_shape), dtype=cols.dtype)
@@ -111,7 +102,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), weight (C_out, C_in, KH, KW)) + bias (C_out,) or None."""
-    xp = _xp(x)
+    xp = array_module(x)
     N = x.shape[0]
     C_out, _, KH, KW = weight.shape
     OH, OW = _sizes(x.shape, (KH, KW), stride, padding, dilation)
@@ -129,7 +120,7 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation,
 
     cols is recomputed from x rather than saved by forward: it is KH*KW times the size of x.
     """
-    xp = _xp(dy)
+    xp = array_module(dy)
     C_out, _, KH, KW = weight.shape
     dy_mat = dy.transpose(1, 0, 2, 3).reshape(C_out, -1)                  # C_out, N*OH*OW
     dx = dw = db = None

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import cuda
 
+from .. import array_module
+
 THREADS = 256
-
-
-def _xp(a):
-    """numpy, or cupy for a CuPy array (imported only then)."""
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def _blocks(count):
@@ -144,7 +136,7 @@ def _as_np(xp, a):
 
 
 def log_softmax_forward(x):
-    xp = _xp(x)
+    xp = array_module(x)
     x3 = _as_nkp(xp, x)
     y = xp.empty_like(x3)
     _log_softmax_forward_kernel[_blocks(x3.shape[0] * x3.shape[2]), THREADS](x3, y)
@@ -152,7 +144,7 @@ def log_softmax_forward(x):
 
 
 def log_softmax_backward(dy, y):
-    xp = _xp(y)
+    xp = array_module(y)
     y3 = _as_nkp(xp, y)
     dx = xp.empty_like(y3)
     _log_softmax_backward_kernel[_blocks(y3.shape[0] * y3.shape[2]), THREADS](_as_nkp(xp, dy), y3, dx)
@@ -160,7 +152,7 @@ def log_softmax_backward(dy, y):
 
 
 def nll_loss_forward(y, target, weight, ignore_index):
-    xp = _xp(y)
+    xp = array_module(y)
     t2 = _as_np(xp, target)
     loss = xp.empty(t2.shape, dtype=y.dtype)
     pixel_weight = xp.empty(t2.shape, dtype=y.dtype)
@@ -170,7 +162,7 @@ def nll_loss_forward(y, target, weight, ignore_index):
 
 
 def nll_loss_backward(dloss, target, weight, ignore_index, num_classes):
-    xp = _xp(dloss)
+    xp = array_module(dloss)
     t2 = _as_np(xp, target)
     dy = xp.zeros((t2.shape[0], num_classes, t2.shape[1]), dtype=dloss.dtype)
     _nll_loss_backward_kernel[_blocks(t2.size), THREADS](
@@ -179,7 +171,7 @@ def nll_loss_backward(dloss, target, weight, ignore_index, num_classes):
 
 
 def cross_entropy_forward(x, target, weight, ignore_index):
-    xp = _xp(x)
+    xp = array_module(x)
     x3, t2 = _as_nkp(xp, x), _as_np(xp, target)
     loss = xp.empty(t2.shape, dtype=x.dtype)
     pixel_weight = xp.empty(t2.shape, dtype=x.dtype)
@@ -190,7 +182,7 @@ def cross_entropy_forward(x, target, weight, ignore_index):
 
 
 def cross_entropy_backward(dloss, prob, target, weight, ignore_index):
-    xp = _xp(prob)
+    xp = array_module(prob)
     prob3 = _as_nkp(xp, prob)
     dx = xp.empty_like(prob3)
     _cross_entropy_backward_kernel[_blocks(prob3.shape[0] * prob3.shape[2]), THREADS](

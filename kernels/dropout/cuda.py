@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import cuda
 
+from .. import array_module
+
 THREADS = 256
-
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def keep_scale(p):
@@ -46,7 +39,7 @@ def _masked_scale_planes_kernel(x, mask, scale, y):
 
 def dropout_forward(x, mask, p):
     """y = x * mask * scale; mask is a bool array of x's shape."""
-    xp = _xp(x)
+    xp = array_module(x)
     y = xp.empty_like(x, order="C")
     if x.size:
         scale = x.dtype.type(keep_scale(p))
@@ -63,7 +56,7 @@ def dropout_backward(dy, mask, p):
 
 def dropout2d_forward(x, mask, p):
     """y[n, c] = x[n, c] * mask[n, c] * scale; x (N, C, H, W), mask bool (N, C)."""
-    xp = _xp(x)
+    xp = array_module(x)
     N, C = x.shape[:2]
     y = xp.empty((N, C, math.prod(x.shape[2:])), dtype=x.dtype)
     if y.size:

@@ -15,21 +15,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import cuda
 
+from .. import array_module
 from .reference import bilinear_source, nearest_source
 
 THREADS = 256
-
-
-def _xp(a):
-    """numpy, or cupy for a CuPy array (imported only then)."""
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 @cuda.jit
@@ -105,7 +96,7 @@ def _bilinear_tables(xp, H, W, OH, OW, align_corners, scales, dtype):
 
 
 def bilinear_forward(x, size, align_corners, scales=None):
-    xp = _xp(x)
+    xp = array_module(x)
     N, C, H, W = x.shape
     OH, OW = size
     tables = _bilinear_tables(xp, H, W, OH, OW, align_corners, scales, x.dtype)
@@ -116,7 +107,7 @@ def bilinear_forward(x, size, align_corners, scales=None):
 
 
 def bilinear_backward(dy, input_size, align_corners, scales=None):
-    xp = _xp(dy)
+    xp = array_module(dy)
     N, C, OH, OW = dy.shape
     H, W = input_size
     tables = _bilinear_tables(xp, H, W, OH, OW, align_corners, scales, dy.dtype)
@@ -127,7 +118,7 @@ def bilinear_backward(dy, input_size, align_corners, scales=None):
 
 
 def nearest_forward(x, size, scales=None):
-    xp = _xp(x)
+    xp = array_module(x)
     N, C, H, W = x.shape
     OH, OW = size
     ih = xp.asarray(nearest_source(H, OH, _scale(scales, 0)))
@@ -138,7 +129,7 @@ def nearest_forward(x, size, scales=None):
 
 
 def nearest_backward(dy, input_size, scales=None):
-    xp = _xp(dy)
+    xp = array_module(dy)
     N, C, OH, OW = dy.shape
     H, W = input_size
     ih = xp.asarray(nearest_source(H, OH, _scale(scales, 0)))

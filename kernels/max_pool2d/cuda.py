@@ -15,18 +15,10 @@ import math
 import numpy as np
 from numba import cuda
 
+from .. import array_module
 from . import pool_output_size
 
 THREADS = 128
-
-
-def _xp(a):
-    """numpy, or cupy for a CuPy array (imported only then, so CPU-only machines never need it)."""
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def _blocks(total):
@@ -61,7 +53,7 @@ def _forward_kernel(x, KH, KW, SH, SW, PH, PW, y, indices):
 
 def max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode):
     """y, indices (N,C,OH,OW) for x (N,C,H,W); indices are flat h*W + w, int64."""
-    xp = _xp(x)
+    xp = array_module(x)
     N, C, H, W = x.shape
     (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
     OH = pool_output_size(H, KH, SH, PH, ceil_mode)
@@ -87,7 +79,7 @@ def _backward_kernel(dy, indices, dx):
 
 def max_pool2d_backward(dy, indices, input_shape):
     """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c)."""
-    xp = _xp(dy)
+    xp = array_module(dy)
     N, C, H, W = input_shape
     dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
     _backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),

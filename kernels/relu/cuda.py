@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import cuda
 
+from .. import array_module
+
 THREADS = 256
-
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 @cuda.jit
@@ -39,7 +32,7 @@ def _relu_backward_kernel(dy, y, dx):
 
 def relu_forward(x, out=None):
     """y = max(x, 0), written into `out` if given (out=x works in place)."""
-    xp = _xp(x)
+    xp = array_module(x)
     if out is None:
         out = xp.empty_like(x, order="C")
     if not out.flags.c_contiguous:
@@ -52,7 +45,7 @@ def relu_forward(x, out=None):
 
 def relu_backward(dy, y):
     """dx = dy where y > 0, else 0."""
-    xp = _xp(dy)
+    xp = array_module(dy)
     dx = xp.empty_like(dy, order="C")
     if dy.size:
         blocks = math.ceil(dy.size / THREADS)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    import numpy
-
-    return numpy
+from .. import array_module
 
 
 def relu_forward(x, out=None):
     """y = max(x, 0), written into `out` if given (out=x works in place)."""
-    return _xp(x).maximum(x, 0, out=out)
+    return array_module(x).maximum(x, 0, out=out)
 
 
 def relu_backward(dy, y):
     """dx = dy where y > 0, else 0."""
-    return _xp(dy).where(y > 0, dy, 0).astype(dy.dtype, copy=False)
+    return array_module(dy).where(y > 0, dy, 0).astype(dy.dtype, copy=False)
