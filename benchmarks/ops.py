@@ -14,6 +14,7 @@ import argparse
 import importlib
 
 import minipsp.kernels as kernels
+
 from benchmarks.common import max_abs_error, median_time
 
 FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy"]
