@@ -30,6 +30,16 @@ _cpu_variant = os.environ.get("MINIPSP_KERNEL", "cpu")
 if _cpu_variant not in CPU_VARIANTS:
     raise ValueError(f"MINIPSP_KERNEL must be one of {CPU_VARIANTS}; got {_cpu_variant!r}")
 
+# Numba's default 'omp' threading layer keeps its idle workers spinning between parallel regions;
+# on a busy machine (here: 2 cores shared with other jobs) that costs ~8 ms per kernel launch, and
+# a PSPNet-18 training step makes ~300 launches, most of them on small feature maps. The
+# 'workqueue' layer puts idle workers to sleep: ~0.05 ms per launch. It must be chosen before the
+# first parallel launch; NUMBA_THREADING_LAYER set by the user still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    import numba
+
+    numba.config.THREADING_LAYER = "workqueue"
+
 
 def cpu_variant() -> str:
     """The CPU variant in force: 'cpu' (Numba) or 'reference' (NumPy)."""
