@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..max_pool2d.cpu import max_pool2d_backward
 from .reference import adaptive_bin_edges
 
 
@@ -98,20 +99,10 @@ def adaptive_max_pool2d_forward(x, output_size):
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
 
-@njit(cache=True, parallel=True)
-def _max_backward_planes(dy, indices, dx):
-    # dy, indices (P,K) -> dx (P,H*W): a scatter-add within each plane
-    P, K = dy.shape
-    for p in prange(P):
-        dx[p, :] = 0
-        for k in range(K):
-            dx[p, indices[p, k]] += dy[p, k]
-
-
 def adaptive_max_pool2d_backward(dy, indices, input_shape):
-    """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c)."""
-    N, C, H, W = input_shape
-    dx = np.empty((N * C, H * W), dtype=dy.dtype)  # zeroed plane by plane, in parallel
-    _max_backward_planes(np.ascontiguousarray(dy).reshape(N * C, -1),
-                         np.ascontiguousarray(indices).reshape(N * C, -1), dx)
-    return dx.reshape(N, C, H, W)
+    """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c).
+
+    Routing a gradient to its argmax does not care how the windows were chosen, so this is
+    exactly max pooling's backward.
+    """
+    return max_pool2d_backward(dy, indices, input_shape)

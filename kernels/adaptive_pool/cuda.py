@@ -22,6 +22,7 @@ import numpy as np
 from numba import cuda
 
 from .. import array_module
+from ..max_pool2d.cuda import max_pool2d_backward
 
 THREADS = 128
 
@@ -127,23 +128,10 @@ def adaptive_max_pool2d_forward(x, output_size):
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
 
-@cuda.jit
-def _max_backward_kernel(dy, indices, dx):
-    # dy, indices (P,K) -> dx (P,H*W); one thread per output element, atomic scatter-add
-    P, K = dy.shape
-    t = cuda.grid(1)
-    if t >= P * K:
-        return
-    p = t // K
-    k = t % K
-    cuda.atomic.add(dx, (p, indices[p, k]), dy[p, k])
-
-
 def adaptive_max_pool2d_backward(dy, indices, input_shape):
-    """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c)."""
-    xp = array_module(dy)
-    N, C, H, W = input_shape
-    dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
-    _max_backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),
-                                                   xp.ascontiguousarray(indices).reshape(N * C, -1), dx)
-    return dx.reshape(N, C, H, W)
+    """dx (N,C,H,W): each dy[n,c,i,j] added to the pixel indices[n,c,i,j] of plane (n,c).
+
+    Routing a gradient to its argmax does not care how the windows were chosen, so this is
+    exactly max pooling's backward.
+    """
+    return max_pool2d_backward(dy, indices, input_shape)
