@@ -42,40 +42,13 @@ def main(argv=None):
 
 def train_step_on_gpu(layers=50, classes=150, crop=473, batch=4, repeats=5):
     """One PSPNet training iteration (forward, main + 0.4 aux loss, backward, SGD) on the GPU, both ways."""
-    import torch
-
-    import minipsp
-    from benchmarks.train_step import build
-    from minipsp.optim import SGD
+    from benchmarks.train_step import build, minipsp_step, torch_step
 
     ours, theirs, x, y = build(layers, classes, crop, batch)
-    ours.train().to("cuda")
+    ours.train().to("cuda")   # parameters move before the optimisers are built around them
     theirs.train().cuda()
-    backbone, head = ours.parameter_groups()
-    optimizer = SGD([{"params": backbone, "lr": 0.01}, {"params": head, "lr": 0.1}], lr=0.01, momentum=0.9,
-                    weight_decay=1e-4)
-    xt, yt = minipsp.tensor(x).to("cuda"), minipsp.tensor(y).to("cuda")
-
-    def step_ours():
-        _, main, aux = ours(xt, yt)
-        loss = main + 0.4 * aux
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    torch_backbone = [p for name in ("layer0", "layer1", "layer2", "layer3", "layer4")
-                      for p in getattr(theirs, name).parameters()]
-    torch_head = [p for name in ("ppm", "cls", "aux") for p in getattr(theirs, name).parameters()]
-    torch_optimizer = torch.optim.SGD([{"params": torch_backbone, "lr": 0.01}, {"params": torch_head, "lr": 0.1}],
-                                      lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x_torch, y_torch = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
-
-    def step_theirs():
-        _, main, aux = theirs(x_torch, y_torch)
-        loss = main + 0.4 * aux
-        torch_optimizer.zero_grad()
-        loss.backward()
-        torch_optimizer.step()
+    step_ours = minipsp_step(ours, x, y, device="cuda")
+    step_theirs = torch_step(theirs, x, y, device="cuda")
 
     t_ours = median_time(step_ours, device="cuda", repeats=repeats)
     t_theirs = median_time(step_theirs, device="cuda", repeats=repeats)

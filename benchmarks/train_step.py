@@ -38,11 +38,11 @@ def build(layers, classes, crop, batch, seed=0):
     return ours, theirs, x, y
 
 
-def minipsp_step(model, x, y, lr=0.01):
+def minipsp_step(model, x, y, lr=0.01, device="cpu"):
     backbone, head = model.parameter_groups()
     optimizer = SGD([{"params": backbone, "lr": lr}, {"params": head, "lr": 10 * lr}], lr=lr, momentum=0.9,
                     weight_decay=1e-4)
-    xt, yt = minipsp.tensor(x), minipsp.tensor(y)
+    xt, yt = minipsp.tensor(x).to(device), minipsp.tensor(y).to(device)
 
     def step():
         _, main, aux = model(xt, yt)
@@ -54,13 +54,13 @@ def minipsp_step(model, x, y, lr=0.01):
     return step
 
 
-def torch_step(model, x, y, lr=0.01):
+def torch_step(model, x, y, lr=0.01, device="cpu"):
     backbone = [p for name in ("layer0", "layer1", "layer2", "layer3", "layer4")
                 for p in getattr(model, name).parameters()]
     head = [p for name in ("ppm", "cls", "aux") for p in getattr(model, name).parameters()]
     optimizer = torch.optim.SGD([{"params": backbone, "lr": lr}, {"params": head, "lr": 10 * lr}], lr=lr,
                                 momentum=0.9, weight_decay=1e-4)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     def step():
         _, main, aux = model(xt, yt)
