@@ -76,7 +76,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=50)
     parser.add_argument("--classes", type=int, default=150)
-    parser.add_argument("--crop", type=int, default=97, help="(crop - 1) % 8 == 0")
+    parser.add_argument("--crop", type=int, default=97, help="(crop - 1) %% 8 == 0")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
