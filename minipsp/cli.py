@@ -26,7 +26,7 @@ OVERRIDES = [
     ("--classes", "classes", int, "number of classes"),
     ("--iters", "iters", int, "training iterations"),
     ("--batch-size", "batch_size", int, "images per batch"),
-    ("--crop-size", "crop_size", int, "training crop (and sliding window); (crop - 1) % 8 == 0"),
+    ("--crop-size", "crop_size", int, "training crop (and sliding window); (crop - 1) %% 8 == 0"),
     ("--lr", "base_lr", float, "backbone learning rate (the head gets head_lr_mult x this)"),
     ("--device", "device", str, "'cpu' or 'cuda'"),
     ("--out", "out", str, "run directory"),

@@ -125,3 +125,12 @@ def test_config_round_trip_and_errors():
         cfg.replace(dropout=1.5)
     with pytest.raises(ConfigError, match="'batch_size'"):
         TrainConfig(batch_size=1)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["predict"], ["plot"], ["info"]])
+def test_help_of_every_command(command, capsys):
+    # argparse %-formats help strings, so a bare "%" in one crashes --help with a ValueError.
+    with pytest.raises(SystemExit) as exit_info:
+        main(command + ["--help"])
+    assert exit_info.value.code == 0
+    assert "usage: minipsp" in capsys.readouterr().out
