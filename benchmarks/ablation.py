@@ -31,12 +31,12 @@ from minipsp.config import TrainConfig
 
 PAPER = {"ResNet-FCN": 37.23, "B1-MAX": 38.69, "B1-AVE": 40.07, "B1236-MAX": 39.91, "B1236-AVE": 40.93,
          "B1236-AVE+DR": 41.68}
-BACKBONE_CHANNELS = {18: 512, 34: 512, 50: 2048, 101: 2048, 152: 2048}
+EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}   # channels of layer4 = 8 * width * expansion
 
 
-def table1_variants(layers):
+def table1_variants(layers, width=64):
     """name -> config changes. Without DR a branch keeps all C channels (reduction_dim = C)."""
-    c = BACKBONE_CHANNELS[layers]
+    c = 8 * width * EXPANSION[layers]
     return {
         "ResNet-FCN": dict(use_ppm=False),
         "B1-MAX": dict(bins=(1,), pooling="max", reduction_dim=c),
@@ -50,11 +50,11 @@ def table1_variants(layers):
 def base_config(args, out) -> TrainConfig:
     from minipsp.data import SyntheticScenes
 
-    return TrainConfig(layers=args.layers, classes=SyntheticScenes.num_classes, synthetic_size=args.size,
-                       synthetic_train=args.train_images, synthetic_val=args.val_images, crop_size=args.crop,
-                       scale_min=0.75, scale_max=1.5, batch_size=args.batch, iters=args.iters, base_lr=args.lr,
-                       eval_every=args.iters, checkpoint_every=0, log_every=args.iters, progress=False,
-                       device=args.device, out=out)
+    return TrainConfig(layers=args.layers, width=args.width, classes=SyntheticScenes.num_classes,
+                       synthetic_size=args.size, synthetic_train=args.train_images, synthetic_val=args.val_images,
+                       crop_size=args.crop, scale_min=args.scale[0], scale_max=args.scale[1], batch_size=args.batch,
+                       iters=args.iters, base_lr=args.lr, eval_every=args.iters, checkpoint_every=0,
+                       log_every=args.iters, progress=False, device=args.device, out=out)
 
 
 def run_one(cfg: TrainConfig) -> dict:
@@ -88,11 +88,13 @@ def print_table(title, rows, seeds, paper=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="PSPNet ablation (paper Tables 1 and 2) on SyntheticScenes")
     parser.add_argument("--layers", type=int, default=18)
-    parser.add_argument("--iters", type=int, default=300, help="training iterations per run (the budget)")
+    parser.add_argument("--width", type=int, default=16, help="backbone base width (64: the standard ResNet)")
+    parser.add_argument("--iters", type=int, default=400, help="training iterations per run (the budget)")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=65)
-    parser.add_argument("--size", type=int, default=65, help="SyntheticScenes image side")
-    parser.add_argument("--train-images", type=int, default=400)
+    parser.add_argument("--crop", type=int, default=129)
+    parser.add_argument("--size", type=int, default=129, help="SyntheticScenes image side")
+    parser.add_argument("--scale", type=float, nargs=2, default=[0.75, 1.25], help="random scale range")
+    parser.add_argument("--train-images", type=int, default=600)
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--seeds", type=int, default=3)
@@ -107,10 +109,11 @@ def main(argv=None):
         args.train_images, args.val_images = min(args.train_images, 128), min(args.val_images, 16)
 
     root = args.out or tempfile.mkdtemp(prefix="minipsp-ablation-")
-    variants = table1_variants(args.layers)
+    variants = table1_variants(args.layers, args.width)
     if args.only:
         variants = {k: v for k, v in variants.items() if k in args.only}
-    print(f"budget: PSPNet-{args.layers}, {args.iters} iterations x batch {args.batch} x crop {args.crop}, "
+    print(f"budget: PSPNet-{args.layers} (width {args.width}), {args.iters} iterations x batch {args.batch} "
+          f"x crop {args.crop}, "
           f"lr {args.lr}, {args.train_images} training / {args.val_images} validation scenes, "
           f"{args.seeds} seeds, device {args.device}")
     start = time.perf_counter()
@@ -131,7 +134,7 @@ def main(argv=None):
                 result = table1["B1236-AVE+DR"][-1]
             else:
                 base = base_config(args, os.path.join(root, f"aux{weight:g}-seed{seed}"))
-                result = run_one(base.replace(seed=seed, aux_weight=weight, **table1_variants(args.layers)[
+                result = run_one(base.replace(seed=seed, aux_weight=weight, **table1_variants(args.layers, args.width)[
                     "B1236-AVE+DR"]))
             table2.setdefault(name, []).append(result)
             print(f"  seed {seed}  {name:<14} mIoU {100 * result['miou']:6.2f}  pixel acc "

@@ -23,6 +23,7 @@ from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, par
 OVERRIDES = [
     ("--data", "data", str, "'synthetic' or 'ade20k:ROOT', 'voc:ROOT', 'cityscapes:ROOT', 'list:ROOT:TRAIN:VAL'"),
     ("--layers", "layers", int, "backbone depth: 18, 34, 50, 101 or 152"),
+    ("--width", "width", int, "backbone base width: 64 (standard ResNet), 16 or 32 for a narrow laptop net"),
     ("--classes", "classes", int, "number of classes"),
     ("--iters", "iters", int, "training iterations"),
     ("--batch-size", "batch_size", int, "images per batch"),

@@ -35,6 +35,7 @@ DATASETS = ("synthetic", "ade20k", "voc", "cityscapes", "list")
 class TrainConfig:
     # -- model (minipsp.models.PSPNet's arguments) -------------------------------------------------
     layers: int = 50                      # ResNet depth of the backbone: 18, 34, 50, 101, 152
+    width: int = 64                       # backbone base width: 64 is ResNet's; 16 or 32 make a narrow laptop net
     classes: int = 150
     bins: tuple = (1, 2, 3, 6)            # pyramid pooling bins (the paper's B1236)
     pooling: str = "avg"                  # "avg" or "max" inside the pyramid (paper: AVE beats MAX)
@@ -154,6 +155,7 @@ def validate(cfg: TrainConfig) -> None:
             _fail(key, getattr(cfg, key), expected)
 
     need(cfg.layers in (18, 34, 50, 101, 152), "layers", "one of 18, 34, 50, 101, 152")
+    need(cfg.width >= 1, "width", "a positive integer (64 is the standard ResNet)")
     need(cfg.classes >= 1, "classes", "a positive integer")
     need(len(cfg.bins) >= 1 and all(isinstance(b, int) and b >= 1 for b in cfg.bins), "bins",
          "a non-empty list of positive integers such as [1, 2, 3, 6]")

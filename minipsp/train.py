@@ -52,7 +52,8 @@ def build_model(cfg: TrainConfig):
     """PSPNet (or, with use_ppm=False, the dilated-FCN baseline) as the config describes."""
     kwargs = dict(layers=cfg.layers, bins=cfg.bins, classes=cfg.classes, zoom_factor=cfg.zoom_factor,
                   use_ppm=cfg.use_ppm, pooling=cfg.pooling, reduction_dim=cfg.reduction_dim,
-                  dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem)
+                  dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem,
+                  width=cfg.width)
     model = PSPNet(**kwargs)
     if cfg.init:
         if not os.path.exists(cfg.init):

@@ -47,7 +47,8 @@ def _head(in_dim, mid_dim, classes, dropout):
 
 class PSPNet(nn.Module):
     def __init__(self, layers=50, bins=(1, 2, 3, 6), classes=150, zoom_factor=8, use_ppm=True, pooling="avg",
-                 reduction_dim=None, dropout=0.1, aux=True, deep_stem=True, ignore_index=255, output_stride=8):
+                 reduction_dim=None, dropout=0.1, aux=True, deep_stem=True, ignore_index=255, output_stride=8,
+                 width=64):
         super().__init__()
         if layers not in RESNET_LAYERS:
             raise ValueError(f"PSPNet: layers must be one of {sorted(RESNET_LAYERS)} (the ResNet depth); "
@@ -63,14 +64,15 @@ class PSPNet(nn.Module):
             raise ValueError(f"PSPNet: dropout must be in [0, 1); got {dropout!r}")
         self.layers, self.classes, self.zoom_factor = layers, classes, zoom_factor
         self.use_ppm, self.ignore_index, self.output_stride = use_ppm, ignore_index, output_stride
+        self.width = width
 
-        backbone = resnet(layers, deep_stem=deep_stem, output_stride=output_stride)
+        backbone = resnet(layers, deep_stem=deep_stem, output_stride=output_stride, width=width)
         self.layer0 = backbone.stem()
         self.layer1, self.layer2 = backbone.layer1, backbone.layer2
         self.layer3, self.layer4 = backbone.layer3, backbone.layer4
 
         expansion = RESNET_LAYERS[layers][0].expansion
-        fea_dim = 512 * expansion  # 2048 for ResNet-50, 512 for ResNet-18
+        fea_dim = 8 * width * expansion  # 2048 for ResNet-50, 512 for ResNet-18 (at width 64)
         if use_ppm:
             bins = tuple(bins)
             if reduction_dim is None:
@@ -80,9 +82,10 @@ class PSPNet(nn.Module):
                 reduction_dim = fea_dim // len(bins)  # the paper's DR
             self.ppm = PPM(fea_dim, reduction_dim, bins, pooling)
             fea_dim = self.ppm.out_dim
-        self.cls = _head(fea_dim, 512, classes, dropout)
+        # The heads' hidden widths, 512 and 256 in semseg, shrink with a narrow backbone (width < 64).
+        self.cls = _head(fea_dim, 8 * width, classes, dropout)
         if aux:
-            self.aux = _head(256 * expansion, 256, classes, dropout)  # on layer3: 1024 channels for ResNet-50
+            self.aux = _head(4 * width * expansion, 4 * width, classes, dropout)  # layer3: 1024 ch at R50
         else:
             self.aux = None
 
@@ -188,4 +191,5 @@ class PSPNet(nn.Module):
         return summary(self, input_shape)
 
     def extra_repr(self):
-        return f"layers={self.layers}, classes={self.classes}, zoom_factor={self.zoom_factor}"
+        width = f", width={self.width}" if self.width != 64 else ""
+        return f"layers={self.layers}, classes={self.classes}, zoom_factor={self.zoom_factor}{width}"

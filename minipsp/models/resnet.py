@@ -100,36 +100,43 @@ class ResNet(nn.Module):
 
     `deep_stem=True` replaces the 7x7 conv by three 3x3 convs (3 -> 64 /2, 64 -> 64, 64 -> 128),
     as PSPNet does, so `layer1` receives 128 channels instead of 64.
+
+    `width` is the stem's and layer1's channel count (64 in every published ResNet); the stages
+    have width, 2 width, 4 width and 8 width planes. A smaller width (16, 32) gives a narrow network
+    for laptop-scale experiments, about (width / 64) ** 2 of the compute; it has no pretrained weights.
     """
 
-    def __init__(self, block, layers, num_classes=1000, deep_stem=False, output_stride=None):
+    def __init__(self, block, layers, num_classes=1000, deep_stem=False, output_stride=None, width=64):
         super().__init__()
         if output_stride not in (None, 8, 16, 32):
             raise ValueError(f"ResNet: output_stride must be 8, 16 or 32 (None means 32); got {output_stride!r}")
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"ResNet: width must be a positive int (64 is the standard ResNet); got {width!r}")
+        w = width
         dilations = {8: (1, 2, 4), 16: (1, 1, 2)}.get(output_stride, (1, 1, 1))
         self.deep_stem = deep_stem
         self.output_stride = output_stride or 32
         if deep_stem:
-            self.conv1 = conv3x3(3, 64, stride=2)
-            self.bn1 = nn.BatchNorm2d(64)
+            self.conv1 = conv3x3(3, w, stride=2)
+            self.bn1 = nn.BatchNorm2d(w)
             self.relu = nn.ReLU(inplace=True)
-            self.conv2 = conv3x3(64, 64)
-            self.bn2 = nn.BatchNorm2d(64)
-            self.conv3 = conv3x3(64, 128)
-            self.bn3 = nn.BatchNorm2d(128)
-            self.inplanes = 128
+            self.conv2 = conv3x3(w, w)
+            self.bn2 = nn.BatchNorm2d(w)
+            self.conv3 = conv3x3(w, 2 * w)
+            self.bn3 = nn.BatchNorm2d(2 * w)
+            self.inplanes = 2 * w
         else:
-            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
+            self.conv1 = nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(w)
             self.relu = nn.ReLU(inplace=True)
-            self.inplanes = 64
+            self.inplanes = w
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2, dilation=dilations[1])
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dilation=dilations[2])
+        self.layer1 = self._make_layer(block, w, layers[0])
+        self.layer2 = self._make_layer(block, 2 * w, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * w, layers[2], stride=2, dilation=dilations[1])
+        self.layer4 = self._make_layer(block, 8 * w, layers[3], stride=2, dilation=dilations[2])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = Linear(512 * block.expansion, num_classes)
+        self.fc = Linear(8 * w * block.expansion, num_classes)
         for module in self.modules():  # torchvision's initialisation
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -155,7 +162,7 @@ class ResNet(nn.Module):
         return nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool)
 
     def features(self, x):
-        """(N, 3, H, W) -> layer4's map (N, 512 * expansion, H / output_stride, W / output_stride)."""
+        """(N, 3, H, W) -> layer4's map (N, 8 * width * expansion, H / output_stride, W / output_stride)."""
         x = self.stem()(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
