@@ -8,6 +8,8 @@ CuPy is optional; without it (or without a usable GPU) everything runs on NumPy 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 _CUPY = None          # the cupy module once imported successfully
@@ -24,22 +26,65 @@ def _try_import_cupy():
     global _CUPY, _CUPY_ERROR
     if _CUPY is not None or _CUPY_ERROR is not None:
         return _CUPY
+    # Numba launches our kernels on the legacy default stream, which CuPy also uses unless told
+    # otherwise (and which waits for, and is waited for by, any other blocking stream), so the work
+    # is already in order. By default CuPy names its stream in __cuda_array_interface__ (version 3)
+    # and Numba then synchronises that stream for every CuPy array passed to a kernel: the host
+    # would wait for the GPU to drain before each launch, and the GPU would idle while Python
+    # prepares the next one. Version 2 names no stream. CuPy reads this once, when it is imported;
+    # a value the user set wins.
+    os.environ.setdefault("CUPY_CUDA_ARRAY_INTERFACE_EXPORT_VERSION", "2")
     try:
         import cupy
-    except ImportError:
-        _CUPY_ERROR = f"CuPy is not installed; {INSTALL_HINT}"
+    except ModuleNotFoundError as exc:
+        if exc.name == "cupy":
+            _CUPY_ERROR = f"CuPy is not installed; {INSTALL_HINT}"
+        else:  # one of CuPy's own dependencies is missing
+            _CUPY_ERROR = f"CuPy is installed but does not import ({_first_line(exc)}); {INSTALL_HINT}"
         return None
-    try:
-        ok = cupy.cuda.is_available()
-    except Exception as exc:  # a broken driver raises rather than returning False
-        ok, reason = False, f"{type(exc).__name__}: {exc}"
-    else:
-        reason = "no NVIDIA GPU or driver was found (cupy.cuda.is_available() is False)"
-    if not ok:
+    except Exception as exc:  # CuPy is there but does not load: wrong CUDA build, missing libraries
+        _CUPY_ERROR = f"CuPy is installed but does not import ({_first_line(exc)}); {INSTALL_HINT}"
+        return None
+    reason = _cuda_problem(cupy)
+    if reason is not None:
         _CUPY_ERROR = f"CuPy is installed but CUDA is unusable: {reason}"
         return None
     _CUPY = cupy
     return cupy
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _cuda_problem(cupy):
+    """Why CuPy or Numba cannot run on a GPU here, as a sentence, or None if both can."""
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, or one too old for this CuPy's CUDA: the error says which
+        return (f"{_first_line(exc)}. Check that `nvidia-smi` lists a GPU and that the extra you installed "
+                f"matches its CUDA version; {INSTALL_HINT}")
+    if count == 0:
+        return "no NVIDIA GPU was found (cupy.cuda.runtime.getDeviceCount() is 0)"
+    # The kernels themselves are compiled by Numba, which needs its own view of the driver and the
+    # NVVM compiler (numba-cuda and its CUDA wheels, installed by the extras). Under the simulator
+    # (NUMBA_ENABLE_CUDASIM=1) neither is used.
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        return None
+    try:
+        from numba import cuda
+        from numba.cuda.cudadrv import nvvm
+
+        if not cuda.is_available():
+            return f"CuPy sees the GPU but Numba does not (numba.cuda.is_available() is False); {INSTALL_HINT}"
+        if not nvvm.is_available():
+            return f"Numba cannot find libNVVM, which compiles minipsp's CUDA kernels; {INSTALL_HINT}"
+    except Exception as exc:
+        return f"Numba's CUDA support does not load ({_first_line(exc)}); {INSTALL_HINT}"
+    return None
 
 
 def cuda_is_available() -> bool:

@@ -121,10 +121,19 @@ def _elementwise_blocks(size):
     return math.ceil(size / ELEMENTWISE_THREADS)
 
 
+# The launchers skip a kernel whose grid would have 0 blocks (C == 0 for the per-channel
+# reductions, an empty x for the elementwise maps): a real GPU refuses such a launch
+# (CUDA_ERROR_INVALID_VALUE), while the simulator just runs nothing. With N*H*W == 0 and C > 0 the
+# reductions still run and divide by M = 0, giving NaN statistics, as the mean of nothing is in NumPy.
+
+
 def _planes(a):
-    """(N, C, H, W) -> a contiguous (N, C, H * W) view (a copy only if `a` is not contiguous)."""
+    """(N, C, H, W) -> a contiguous (N, C, H * W) view (a copy only if `a` is not contiguous).
+
+    The last size is spelled out: reshape cannot infer a -1 when the array is empty.
+    """
     a = array_module(a).ascontiguousarray(a)
-    return a.reshape(a.shape[0], a.shape[1], -1)
+    return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
 
 def batch_norm_forward(x, weight, bias, eps):
@@ -134,14 +143,16 @@ def batch_norm_forward(x, weight, bias, eps):
     N, C, L = x3.shape
     mean = xp.empty(C, dtype=xp.float64)
     var = xp.empty(C, dtype=xp.float64)
-    _channel_mean_var_kernel[C, _reduction_threads(N * L)](x3, mean, var)
+    if C:
+        _channel_mean_var_kernel[C, _reduction_threads(N * L)](x3, mean, var)
     rstd = 1.0 / xp.sqrt(var + eps)
     dtype = x.dtype
     y = xp.empty(x3.shape, dtype=dtype)
     scale = (weight * rstd).astype(dtype)
-    _affine_per_channel_kernel[_elementwise_blocks(y.size), ELEMENTWISE_THREADS](
-        x3, mean.astype(dtype), scale, bias.astype(dtype), y
-    )
+    if y.size:
+        _affine_per_channel_kernel[_elementwise_blocks(y.size), ELEMENTWISE_THREADS](
+            x3, mean.astype(dtype), scale, bias.astype(dtype), y
+        )
     return y.reshape(x.shape), mean.astype(dtype), var.astype(dtype), rstd.astype(dtype)
 
 
@@ -153,14 +164,16 @@ def batch_norm_backward(dy, x, weight, mean, rstd):
     M = N * L
     sum_dy = xp.empty(C, dtype=xp.float64)
     sum_dy_xhat = xp.empty(C, dtype=xp.float64)
-    _channel_backward_sums_kernel[C, _reduction_threads(M)](dy3, x3, mean, rstd, sum_dy, sum_dy_xhat)
+    if C:
+        _channel_backward_sums_kernel[C, _reduction_threads(M)](dy3, x3, mean, rstd, sum_dy, sum_dy_xhat)
     dtype = x.dtype
     dx = xp.empty(x3.shape, dtype=dtype)
     scale = (weight * rstd).astype(dtype)
     # sum(dxhat) = weight * sum(dy), so weight factors out of the bracket into `scale`.
-    _batch_norm_dx_kernel[_elementwise_blocks(dx.size), ELEMENTWISE_THREADS](
-        dy3, x3, mean, rstd, scale, (sum_dy / M).astype(dtype), (sum_dy_xhat / M).astype(dtype), dx
-    )
+    if dx.size:
+        _batch_norm_dx_kernel[_elementwise_blocks(dx.size), ELEMENTWISE_THREADS](
+            dy3, x3, mean, rstd, scale, (sum_dy / M).astype(dtype), (sum_dy_xhat / M).astype(dtype), dx
+        )
     return dx.reshape(x.shape), sum_dy_xhat.astype(dtype), sum_dy.astype(dtype)
 
 
@@ -171,9 +184,10 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps):
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
     dtype = x.dtype
     y = xp.empty(x3.shape, dtype=dtype)
-    _affine_per_channel_kernel[_elementwise_blocks(y.size), ELEMENTWISE_THREADS](
-        x3, running_mean.astype(dtype), (weight * rstd).astype(dtype), bias.astype(dtype), y
-    )
+    if y.size:
+        _affine_per_channel_kernel[_elementwise_blocks(y.size), ELEMENTWISE_THREADS](
+            x3, running_mean.astype(dtype), (weight * rstd).astype(dtype), bias.astype(dtype), y
+        )
     return y.reshape(x.shape)
 
 
@@ -185,14 +199,16 @@ def batch_norm_backward_eval(dy, x, weight, running_mean, running_var, eps):
     rstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
     sum_dy = xp.empty(C, dtype=xp.float64)
     sum_dy_xhat = xp.empty(C, dtype=xp.float64)
-    _channel_backward_sums_kernel[C, _reduction_threads(N * L)](
-        dy3, x3, running_mean.astype(xp.float64), rstd, sum_dy, sum_dy_xhat
-    )
+    if C:
+        _channel_backward_sums_kernel[C, _reduction_threads(N * L)](
+            dy3, x3, running_mean.astype(xp.float64), rstd, sum_dy, sum_dy_xhat
+        )
     dtype = x.dtype
     dx = xp.empty(x3.shape, dtype=dtype)
     zeros = xp.zeros(C, dtype=dtype)
     # dx is the same per-channel affine map as the forward, with no centre and no shift.
-    _affine_per_channel_kernel[_elementwise_blocks(dx.size), ELEMENTWISE_THREADS](
-        dy3, zeros, (weight * rstd).astype(dtype), zeros, dx
-    )
+    if dx.size:
+        _affine_per_channel_kernel[_elementwise_blocks(dx.size), ELEMENTWISE_THREADS](
+            dy3, zeros, (weight * rstd).astype(dtype), zeros, dx
+        )
     return dx.reshape(x.shape), sum_dy_xhat.astype(dtype), sum_dy.astype(dtype)

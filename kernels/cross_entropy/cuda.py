@@ -4,6 +4,8 @@ One thread per pixel (n, p), looping over the K classes of that pixel. Pixels ar
 memory (x is (N,K,P)), so at each step of the loop the threads of a warp read neighbouring
 addresses: the loads coalesce. The per-pixel losses and weights go to (N,P) arrays, which the
 caller reduces with xp.sum (a tuned CuPy reduction), so no kernel needs atomics.
+ignore_index goes to the kernels as a Python int (int64 to Numba) whatever integer type the caller
+used, so each kernel compiles once per dtype.
 Under Numba's simulator (NUMBA_ENABLE_CUDASIM=1) the inputs are NumPy arrays and so are the outputs.
 """
 
@@ -127,12 +129,15 @@ def _cross_entropy_backward_kernel(dloss, prob, target, weight, ignore_index, dx
     dx[n, t, p] -= scale
 
 
+# The sizes are spelled out, not -1: reshape cannot infer a -1 when the array is empty.
 def _as_nkp(xp, a):
-    return xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+    """(N, K, ...) -> contiguous (N, K, P)."""
+    return xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
 
 def _as_np(xp, a):
-    return xp.ascontiguousarray(a).reshape(a.shape[0], -1)
+    """(N, ...) -> contiguous (N, P)."""
+    return xp.ascontiguousarray(a).reshape(a.shape[0], math.prod(a.shape[1:]))
 
 
 def log_softmax_forward(x):
@@ -157,7 +162,7 @@ def nll_loss_forward(y, target, weight, ignore_index):
     loss = xp.empty(t2.shape, dtype=y.dtype)
     pixel_weight = xp.empty(t2.shape, dtype=y.dtype)
     _nll_loss_forward_kernel[_blocks(t2.size), THREADS](
-        _as_nkp(xp, y), t2, xp.asarray(weight, dtype=y.dtype), ignore_index, loss, pixel_weight)
+        _as_nkp(xp, y), t2, xp.asarray(weight, dtype=y.dtype), int(ignore_index), loss, pixel_weight)
     return loss.reshape(target.shape), pixel_weight.reshape(target.shape)
 
 
@@ -166,7 +171,7 @@ def nll_loss_backward(dloss, target, weight, ignore_index, num_classes):
     t2 = _as_np(xp, target)
     dy = xp.zeros((t2.shape[0], num_classes, t2.shape[1]), dtype=dloss.dtype)
     _nll_loss_backward_kernel[_blocks(t2.size), THREADS](
-        _as_np(xp, dloss), t2, xp.asarray(weight, dtype=dloss.dtype), ignore_index, dy)
+        _as_np(xp, dloss), t2, xp.asarray(weight, dtype=dloss.dtype), int(ignore_index), dy)
     return dy.reshape((target.shape[0], num_classes) + target.shape[1:])
 
 
@@ -177,7 +182,7 @@ def cross_entropy_forward(x, target, weight, ignore_index):
     pixel_weight = xp.empty(t2.shape, dtype=x.dtype)
     prob = xp.empty_like(x3)
     _cross_entropy_forward_kernel[_blocks(t2.size), THREADS](
-        x3, t2, xp.asarray(weight, dtype=x.dtype), ignore_index, loss, pixel_weight, prob)
+        x3, t2, xp.asarray(weight, dtype=x.dtype), int(ignore_index), loss, pixel_weight, prob)
     return loss.reshape(target.shape), pixel_weight.reshape(target.shape), prob.reshape(x.shape)
 
 
@@ -186,5 +191,6 @@ def cross_entropy_backward(dloss, prob, target, weight, ignore_index):
     prob3 = _as_nkp(xp, prob)
     dx = xp.empty_like(prob3)
     _cross_entropy_backward_kernel[_blocks(prob3.shape[0] * prob3.shape[2]), THREADS](
-        _as_np(xp, dloss), prob3, _as_np(xp, target), xp.asarray(weight, dtype=prob.dtype), ignore_index, dx)
+        _as_np(xp, dloss), prob3, _as_np(xp, target), xp.asarray(weight, dtype=prob.dtype), int(ignore_index),
+        dx)
     return dx.reshape(prob.shape)

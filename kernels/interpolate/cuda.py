@@ -6,13 +6,16 @@ outputs share source pixels (upsampling x8, ~16 x 16 outputs feed each input pix
 threads add into the same dx element at the same time; a plain `dx[i] += g` would lose updates
 (read, add, write race), so every add is a `cuda.atomic.add`.
 
-The source rows and weights come from the reference's helpers (computed once per call in NumPy
-and copied to the device), so the three variants sample exactly the same points.
+The source rows and weights come from the reference's helpers (computed in NumPy and copied to
+the device), so the three variants sample exactly the same points. They depend only on the sizes,
+so each set is computed and copied once and then kept (`_tables`): a copy from host memory on
+every call would make the host wait for the GPU, several times per call, on the training hot path.
 Under Numba's simulator (NUMBA_ENABLE_CUDASIM=1) the inputs are NumPy arrays and so are the outputs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 from numba import cuda
@@ -88,11 +91,29 @@ def _blocks(count):
     return max(1, math.ceil(count / THREADS))
 
 
-def _bilinear_tables(xp, H, W, OH, OW, align_corners, scales, dtype):
-    h0, h1, lh = bilinear_source(H, OH, align_corners, _scale(scales, 0))
-    w0, w1, lw = bilinear_source(W, OW, align_corners, _scale(scales, 1))
+@functools.lru_cache(maxsize=128)
+def _tables(xp, kind, H, W, OH, OW, align_corners, scale_h, scale_w, dtype):
+    """The source tables of a resize (H, W) -> (OH, OW), on xp's device, computed once per arguments.
+
+    bilinear: (h0, h1, lh, w0, w1, lw), rows as int64 and weights in `dtype`; nearest: (ih, iw).
+    The kernels only read them, so one copy serves every call.
+    """
+    if kind == "nearest":
+        return xp.asarray(nearest_source(H, OH, scale_h)), xp.asarray(nearest_source(W, OW, scale_w))
+    h0, h1, lh = bilinear_source(H, OH, align_corners, scale_h)
+    w0, w1, lw = bilinear_source(W, OW, align_corners, scale_w)
     return (xp.asarray(h0), xp.asarray(h1), xp.asarray(lh.astype(dtype)),
             xp.asarray(w0), xp.asarray(w1), xp.asarray(lw.astype(dtype)))
+
+
+def _bilinear_tables(xp, H, W, OH, OW, align_corners, scales, dtype):
+    return _tables(xp, "bilinear", int(H), int(W), int(OH), int(OW), bool(align_corners),
+                   _scale(scales, 0), _scale(scales, 1), str(dtype))
+
+
+def _nearest_tables(xp, H, W, OH, OW, scales):
+    return _tables(xp, "nearest", int(H), int(W), int(OH), int(OW), None, _scale(scales, 0), _scale(scales, 1),
+                   None)
 
 
 def bilinear_forward(x, size, align_corners, scales=None):
@@ -121,8 +142,7 @@ def nearest_forward(x, size, scales=None):
     xp = array_module(x)
     N, C, H, W = x.shape
     OH, OW = size
-    ih = xp.asarray(nearest_source(H, OH, _scale(scales, 0)))
-    iw = xp.asarray(nearest_source(W, OW, _scale(scales, 1)))
+    ih, iw = _nearest_tables(xp, H, W, OH, OW, scales)
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
     _nearest_forward_kernel[_blocks(y.size), THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W), ih, iw, y)
     return y.reshape(N, C, OH, OW)
@@ -132,8 +152,7 @@ def nearest_backward(dy, input_size, scales=None):
     xp = array_module(dy)
     N, C, OH, OW = dy.shape
     H, W = input_size
-    ih = xp.asarray(nearest_source(H, OH, _scale(scales, 0)))
-    iw = xp.asarray(nearest_source(W, OW, _scale(scales, 1)))
+    ih, iw = _nearest_tables(xp, H, W, OH, OW, scales)
     dx = xp.zeros((N * C, H, W), dtype=dy.dtype)
     planes = xp.ascontiguousarray(dy).reshape(N * C, OH, OW)
     _nearest_backward_kernel[_blocks(planes.size), THREADS](planes, ih, iw, dx)

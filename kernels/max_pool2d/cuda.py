@@ -55,7 +55,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode):
     """y, indices (N,C,OH,OW) for x (N,C,H,W); indices are flat h*W + w, int64."""
     xp = array_module(x)
     N, C, H, W = x.shape
-    (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
+    # Python ints: an np.int32 stride would make Numba compile the kernel a second time.
+    KH, KW, SH, SW, PH, PW = (int(v) for v in (*kernel_size, *stride, *padding))
     OH = pool_output_size(H, KH, SH, PH, ceil_mode)
     OW = pool_output_size(W, KW, SW, PW, ceil_mode)
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
@@ -82,6 +83,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     xp = array_module(dy)
     N, C, H, W = input_shape
     dx = xp.zeros((N * C, H * W), dtype=dy.dtype)
-    _backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, -1),
-                                      xp.ascontiguousarray(indices).reshape(N * C, -1), dx)
+    K = dy.shape[2] * dy.shape[3]  # (not -1: reshape cannot infer it for an empty dy)
+    _backward_kernel[_blocks(dy.size), THREADS](xp.ascontiguousarray(dy).reshape(N * C, K),
+                                      xp.ascontiguousarray(indices).reshape(N * C, K), dx)
     return dx.reshape(N, C, H, W)
