@@ -22,6 +22,7 @@ script measures is on a toy dataset with a tiny budget: read it as a sanity chec
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -104,6 +105,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller data for a smoke run")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--json", default=None, help="also write the budget and every run's result to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.train_images, args.val_images = min(args.train_images, 128), min(args.val_images, 16)
@@ -143,7 +145,16 @@ def main(argv=None):
     print_table("Table 1: pyramid pooling settings", table1, args.seeds, paper=PAPER)
     if table2:
         print_table("Table 2: auxiliary loss weight (B1236-AVE+DR)", table2, args.seeds)
-    print(f"\ntotal time {time.perf_counter() - start:.0f} s; runs in {root}")
+    total = time.perf_counter() - start
+    print(f"\ntotal time {total:.0f} s; runs in {root}")
+    if args.json:
+        keep = ("miou", "pixel_acc", "mean_acc", "iou")
+        record = {"budget": {k: v for k, v in vars(args).items() if k not in ("out", "json")},
+                  "seconds": round(total),
+                  "table1": {name: [{k: r[k] for k in keep} for r in runs] for name, runs in table1.items()},
+                  "table2": {name: [{k: r[k] for k in keep} for r in runs] for name, runs in table2.items()}}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
     return table1, table2
 
 
