@@ -5,7 +5,9 @@ same inputs, one run; then one PSPNet training step (forward, losses, backward, 
     python -m benchmarks.gpu --no-model       # ops only
 
 Times are medians after a warm-up call (kernels compile on first launch), with the device
-synchronised before the clock stops.
+synchronised before the clock stops. Each op's time includes copying its forward output to the host
+(both sides do, for the error column), which narrows the ratio on the smaller cases.
+No figures yet: the kernels have so far run only under Numba's CUDA simulator.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ def main(argv=None):
 
     import minipsp
 
-    minipsp.backend.require_cuda()  # one clear error if CuPy or the GPU is missing
+    try:
+        minipsp.backend.require_cuda()  # one clear error if CuPy, the GPU or Numba's CUDA is missing
+    except RuntimeError as exc:
+        raise SystemExit(f"benchmarks.gpu: {exc}") from None
+    _require_torch_cuda()
     header = f"{'op':34s} {'shape':26s} {'torch ms':>9s} {'cuda ms':>9s} {'x torch':>8s} {'max|err|':>9s}"
     print(header)
     print("-" * len(header))
@@ -38,6 +44,16 @@ def main(argv=None):
 
     if not args.no_model:
         train_step_on_gpu(repeats=max(3, args.repeats // 4))
+
+
+def _require_torch_cuda():
+    """Stop with one clear message if torch cannot run on the GPU (the test extra pins a CPU build)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit(f"benchmarks.gpu compares with PyTorch on the GPU, but torch {torch.__version__} "
+                         f"cannot use CUDA here (torch.version.cuda is {torch.version.cuda}); install a CUDA "
+                         "build of torch matching your driver (https://pytorch.org/get-started/locally/)")
 
 
 def train_step_on_gpu(layers=50, classes=150, crop=473, batch=4, repeats=5):
