@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minipsp.cli import blas_info
+
 
 @dataclass
 class Case:
@@ -21,6 +23,13 @@ class Case:
     shape: str                              # e.g. "8x64x64x64 -> 64"
     minipsp: Callable[[], np.ndarray]       # forward + backward with minipsp, returns the forward output
     torch: Callable[[], np.ndarray]         # the same with torch
+
+
+def machine_line(torch_threads):
+    """What the ratio depends on besides the code: cores, torch's threads, NumPy's BLAS and its kernels."""
+    import os
+
+    return f"cores {os.cpu_count()}, torch threads {torch_threads}, numpy BLAS: {blas_info()}"
 
 
 def synchronize(device):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import minipsp
-from benchmarks.common import max_abs_error, median_time
+from benchmarks.common import machine_line, max_abs_error, median_time
 from benchmarks.torch_pspnet import TorchPSPNet
 from minipsp.models import PSPNet
 
@@ -53,7 +53,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     print(f"PSPNet forward+backward and forward, batch {args.batch} x 3 x {args.size} x {args.size}, "
-          f"{args.classes} classes, torch {torch.__version__} with {torch.get_num_threads()} threads")
+          f"{args.classes} classes, torch {torch.__version__}; {machine_line(torch.get_num_threads())}")
     header = f"{'model':12s} {'pass':18s} {'torch ms':>10s} {'minipsp ms':>11s} {'x torch':>8s} {'max|err|':>9s}"
     print(header)
     print("-" * len(header))

@@ -14,8 +14,9 @@ import argparse
 import importlib
 
 import minipsp.kernels as kernels
+import torch
 
-from benchmarks.common import max_abs_error, median_time
+from benchmarks.common import machine_line, max_abs_error, median_time
 
 FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy"]
 
@@ -34,6 +35,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     variants = ["cpu"] if args.skip_reference else ["cpu", "reference"]
+    print(machine_line(torch.get_num_threads()))
     header = f"{'op':34s} {'shape':26s} {'torch ms':>9s}" + "".join(f" {v + ' ms':>13s} {'x torch':>8s}"
                                                                      for v in variants) + f" {'max|err|':>9s}"
     print(header)

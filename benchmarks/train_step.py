@@ -14,13 +14,12 @@ can be compared; it costs little either way.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import torch
 
 import minipsp
-from benchmarks.common import max_abs_error, median_time
+from benchmarks.common import machine_line, max_abs_error, median_time
 from benchmarks.torch_pspnet import TorchPSPNet
 from minipsp.models import PSPNet
 from minipsp.optim import SGD
@@ -92,7 +91,7 @@ def main(argv=None):
     t_theirs = median_time(step_theirs, repeats=args.repeats, warmup=0)
 
     print(f"PSPNet-{args.layers}, {args.classes} classes, batch {args.batch} x 3 x {args.crop} x {args.crop}, "
-          f"CPU threads: torch {torch.get_num_threads()}, cores {os.cpu_count()}")
+          f"{machine_line(torch.get_num_threads())}")
     print(f"first loss       minipsp {loss_ours:.6f}   torch {loss_theirs:.6f}   "
           f"|diff| {abs(loss_ours - loss_theirs):.2e}")
     print(f"weights after one SGD step: max |diff| {weight_error:.2e}")

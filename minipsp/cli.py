@@ -174,6 +174,20 @@ def cmd_info(args):
     print(info())
 
 
+def blas_info() -> str:
+    """NumPy's BLAS, and OPENBLAS_CORETYPE when it is set: the conv GEMMs are most of a training step,
+    and a core type forced to an older CPU (e.g. Haswell on an AVX-512 machine) halves their speed."""
+    import numpy as np
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        name = f"{blas['name']} {blas['version']}"
+    except Exception:  # show_config's layout differs between NumPy versions
+        name = "unknown"
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return f"{name}, OPENBLAS_CORETYPE={coretype}" if coretype else f"{name}, kernels chosen by the BLAS"
+
+
 def info() -> str:
     """Versions, the kernel variant each op family uses on the CPU, and whether CUDA works (or why not)."""
     import platform
@@ -185,7 +199,7 @@ def info() -> str:
     from minipsp import backend
 
     lines = [f"minipsp {minipsp.__version__}", f"python  {platform.python_version()}",
-             f"numpy   {np.__version__}", f"numba   {numba.__version__}"]
+             f"numpy   {np.__version__}", f"numba   {numba.__version__}", "blas    " + blas_info()]
     try:
         import minipsp.kernels as K
 

@@ -74,7 +74,7 @@ def test_plot(run_dir, capsys):
 def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for word in ("minipsp", "numpy", "numba", "python", "kernels", "cuda"):
+    for word in ("minipsp", "numpy", "numba", "python", "blas", "kernels", "cuda"):
         assert word in out
 
 
