@@ -61,7 +61,7 @@ def base_config(args, out) -> TrainConfig:
 def run_one(cfg: TrainConfig) -> dict:
     from minipsp.train import train
 
-    return train(cfg)["eval"]
+    return train(cfg, overwrite=True)["eval"]
 
 
 def mean_std(values):

@@ -92,11 +92,15 @@ def cuda_is_available() -> bool:
     return _try_import_cupy() is not None
 
 
+class CudaUnavailableError(RuntimeError):
+    """Device 'cuda' was asked for but cannot be used; the message says what is missing and how to install it."""
+
+
 def require_cuda():
     """Return the cupy module, or raise one clear error naming what is missing."""
     cupy = _try_import_cupy()
     if cupy is None:
-        raise RuntimeError(f"device 'cuda' requested but {_CUPY_ERROR}")
+        raise CudaUnavailableError(f"device 'cuda' requested but {_CUPY_ERROR}")
     return cupy
 
 

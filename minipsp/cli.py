@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, parse_value
+from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, parse_value, resume_config, to_dict
 
 # Flags of `train` (and of `eval` where they make sense) that set config keys directly.
 OVERRIDES = [
@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a PSPNet (defaults: the paper's recipe)")
     p.add_argument("config", nargs="?", help="a TOML (or JSON) config file")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its saved config (only iters, device, "
+                        "out and the logging and evaluation settings may change)")
+    p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
 
@@ -105,9 +108,12 @@ def load_checkpoint_config(checkpoint, overrides):
     import minipsp
 
     _need_file(checkpoint, "checkpoint")
-    state = minipsp.load(checkpoint)
+    try:
+        state = minipsp.load(checkpoint)
+    except (ValueError, OSError, EOFError, KeyError) as exc:
+        raise CLIError(f"cannot read checkpoint {checkpoint!r}: {exc}") from None
     saved = state.get("config", {}) if isinstance(state, dict) else {}
-    cfg = from_dict({**saved, **overrides})
+    cfg = from_dict({**saved, **overrides}).with_dataset_classes()
     return cfg, state
 
 
@@ -120,9 +126,13 @@ def cmd_train(args):
     if args.no_progress:
         overrides["progress"] = False
     cfg = load_config(args.config, overrides)
-    if args.resume and not os.path.isfile(os.path.join(cfg.out, "checkpoint.mpsp")):
-        raise CLIError(f"cannot resume: {os.path.join(cfg.out, 'checkpoint.mpsp')!r} does not exist")
-    summary = train(cfg, resume=args.resume)
+    if args.resume:
+        # the run's own config, from its checkpoint; the file and the flags may change only what RESUMABLE allows
+        path = os.path.join(cfg.out, "checkpoint.mpsp")
+        _need_file(path, "cannot resume: checkpoint")
+        saved, _ = load_checkpoint_config(path, {})
+        cfg = resume_config(to_dict(saved), args.config, overrides)
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     last = summary["last"]
     if last:
         print(f"iteration {last['iter']}: loss {last['loss']:.4f}, lr {last['lr']:.3g}")
@@ -137,11 +147,10 @@ def _print_metrics(result):
 
 def cmd_eval(args):
     from minipsp.evaluate import evaluate
-    from minipsp.train import build_dataset, build_model, model_state, val_transform
+    from minipsp.train import build_dataset, load_trained_model, val_transform
 
     cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))
-    model = build_model(cfg.replace(init=""))
-    model.load_state_dict(model_state(state))
+    model = load_trained_model(cfg, state, source=f"checkpoint {args.checkpoint!r}")
     dataset = build_dataset(cfg, "val", val_transform())
     mode = args.mode or cfg.eval_mode
     result = evaluate(model, dataset, cfg.classes, mode=mode, crop_size=cfg.crop_size, scales=cfg.eval_scales,
@@ -224,11 +233,14 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "plot"
 
 def main(argv=None) -> int:
     """Entry point of the `minipsp` console script; returns the exit status."""
+    from minipsp.backend import CudaUnavailableError
+    from minipsp.data.readers import DatasetError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (ConfigError, CLIError, FileNotFoundError) as exc:
+    except (ConfigError, CLIError, FileNotFoundError, DatasetError, CudaUnavailableError) as exc:
         print(f"minipsp: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import types
@@ -28,7 +29,10 @@ class ConfigError(ValueError):
     """A bad setting: the message names the key, the value it got and what it expects."""
 
 
-DATASETS = ("synthetic", "ade20k", "voc", "cityscapes", "list")
+DATASETS = ("synthetic", "ade20k", "voc", "voc_aug", "cityscapes", "list")
+# Classes of each dataset kind, for `classes = 0` ("the dataset's own"); a list dataset has to say.
+# tests/train/test_config_resume.py checks these against the readers' own num_classes.
+DATASET_CLASSES = {"synthetic": 10, "ade20k": 150, "voc": 21, "voc_aug": 21, "cityscapes": 19}
 
 
 @dataclass
@@ -36,7 +40,7 @@ class TrainConfig:
     # -- model (minipsp.models.PSPNet's arguments) -------------------------------------------------
     layers: int = 50                      # ResNet depth of the backbone: 18, 34, 50, 101, 152
     width: int = 64                       # backbone base width: 64 is ResNet's; 16 or 32 make a narrow laptop net
-    classes: int = 150
+    classes: int = 0                      # 0: the dataset's own (synthetic 10, ade20k 150, voc 21, cityscapes 19)
     bins: tuple = (1, 2, 3, 6)            # pyramid pooling bins (the paper's B1236)
     pooling: str = "avg"                  # "avg" or "max" inside the pyramid (paper: AVE beats MAX)
     use_ppm: bool = True                  # False gives the dilated-FCN baseline of Table 1
@@ -57,7 +61,8 @@ class TrainConfig:
     iters: int = 1000
     batch_size: int = 8
     # -- data and augmentation ---------------------------------------------------------------------
-    data: str = "synthetic"               # "synthetic" or "ade20k:ROOT", "voc:ROOT", "cityscapes:ROOT",
+    data: str = "synthetic"               # "synthetic" or "ade20k:ROOT", "voc:ROOT", "voc_aug:ROOT" (train on
+                                          # SBD's train_aug), "cityscapes:ROOT",
                                           # "list:ROOT:TRAIN_LIST:VAL_LIST" (semseg list files)
     synthetic_size: int = 129             # SyntheticScenes image side
     synthetic_train: int = 512            # SyntheticScenes images in the training split
@@ -92,6 +97,15 @@ class TrainConfig:
     def replace(self, **changes) -> TrainConfig:
         """A copy with `changes` applied, checked like a new config."""
         return from_dict({**to_dict(self), **changes})
+
+    def with_dataset_classes(self) -> TrainConfig:
+        """This config with `classes` = 0 replaced by the number of classes of its dataset."""
+        if self.classes:
+            return self
+        if self.dataset not in DATASET_CLASSES:
+            raise ConfigError(f"config key 'classes': got 0 (the dataset's own), but a {self.dataset!r} dataset "
+                              f"does not say how many classes it has; set it, e.g. --classes 150")
+        return self.replace(classes=DATASET_CLASSES[self.dataset])
 
     @property
     def dataset(self) -> str:
@@ -130,16 +144,17 @@ def _coerce(key, value):
             return value
         _fail(key, value, kind or "an integer")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # not inf or nan: a run with them fails late, and TOML cannot even write them back
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        _fail(key, value, "a number")
+        _fail(key, value, "a finite number")
     if hint is str:
         if isinstance(value, str):
             return value
         _fail(key, value, "a string")
     if hint is tuple:
         if isinstance(value, (list, tuple)) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
             return tuple(value)
         _fail(key, value, "a list of numbers" + (" or none" if optional else ""))
     raise AssertionError(f"no rule for the type of {key}")  # a field added without a rule
@@ -156,7 +171,7 @@ def validate(cfg: TrainConfig) -> None:
 
     need(cfg.layers in (18, 34, 50, 101, 152), "layers", "one of 18, 34, 50, 101, 152")
     need(cfg.width >= 1, "width", "a positive integer (64 is the standard ResNet)")
-    need(cfg.classes >= 1, "classes", "a positive integer")
+    need(cfg.classes >= 0, "classes", "a positive integer, or 0 for the dataset's own number")
     need(len(cfg.bins) >= 1 and all(isinstance(b, int) and b >= 1 for b in cfg.bins), "bins",
          "a non-empty list of positive integers such as [1, 2, 3, 6]")
     need(cfg.pooling in ("avg", "max"), "pooling", "'avg' or 'max'")
@@ -174,7 +189,8 @@ def validate(cfg: TrainConfig) -> None:
     # BN in training needs more than one value per channel; the 1x1 pyramid bin sees one per image.
     need(cfg.batch_size >= 2, "batch_size", "an integer >= 2 (batch norm needs two values per channel)")
     need(cfg.dataset in DATASETS, "data",
-         "'synthetic' or one of 'ade20k:ROOT', 'voc:ROOT', 'cityscapes:ROOT', 'list:ROOT:TRAIN_LIST:VAL_LIST'")
+         "'synthetic' or one of 'ade20k:ROOT', 'voc:ROOT', 'voc_aug:ROOT', 'cityscapes:ROOT', "
+         "'list:ROOT:TRAIN_LIST:VAL_LIST'")
     need(cfg.dataset == "synthetic" or len(cfg.data.split(":", 1)) == 2 and cfg.data.split(":", 1)[1],
          "data", f"'{cfg.dataset}:ROOT' (the dataset's folder after the colon)")
     need(cfg.dataset != "list" or len(cfg.data.split(":")) == 4, "data", "'list:ROOT:TRAIN_LIST:VAL_LIST'")
@@ -201,14 +217,22 @@ def validate(cfg: TrainConfig) -> None:
 
 
 # -- reading and writing -------------------------------------------------------------------------------
-def from_dict(values: dict) -> TrainConfig:
-    """A config from a (possibly nested) dict such as a parsed TOML file; unknown keys are errors."""
+def _flatten(values) -> dict:
+    """{key: value} from a TOML document whose keys may sit in tables ([model], [optim], ...)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a table of keys and values; got a {type(values).__name__}")
     flat = {}
     for key, value in values.items():
-        if isinstance(value, dict):        # a TOML table: [model], [optim], ...
+        if isinstance(value, dict):
             flat.update(value)
         else:
             flat[key] = value
+    return flat
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """A config from a (possibly nested) dict such as a parsed TOML file; unknown keys are errors."""
+    flat = _flatten(values)
     for key in flat:
         if key not in _FIELDS:
             close = [k for k in _FIELDS if k.split("_")[0] == key.split("_")[0] or key in k]
@@ -234,22 +258,46 @@ def _toml_module():
     return tomli
 
 
+def read_config_file(path: str) -> dict:
+    """The keys and values of a TOML (or .json) config file, not yet checked."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    with open(path, "rb") as f:
+        text = f.read()
+    try:
+        return json.loads(text) if path.endswith(".json") else _toml_module().loads(text.decode())
+    except ValueError as exc:   # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+        raise ConfigError(f"config file {path!r} is not valid {'JSON' if path.endswith('.json') else 'TOML'}:"
+                          f" {exc}") from None
+
+
 def load_config(path: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then the TOML or JSON file at `path` (if given), then `overrides` (a dict)."""
-    values = {}
-    if path is not None:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file {path!r} does not exist")
-        with open(path, "rb") as f:
-            text = f.read()
-        try:
-            values = json.loads(text) if path.endswith(".json") else _toml_module().loads(text.decode())
-        except ValueError as exc:   # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
-            raise ConfigError(f"config file {path!r} is not valid {'JSON' if path.endswith('.json') else 'TOML'}:"
-                              f" {exc}") from None
+    values = read_config_file(path) if path is not None else {}
     flat = dataclasses.asdict(from_dict(values))
     flat.update(overrides or {})
     return from_dict(flat)
+
+
+# What a resumed run may change: how long it runs (the poly schedule stretches to the new `iters`), where
+# and how often it reports, and the device. Anything else would make it a different run than its
+# checkpoint's, while the restored optimiser, loader and random state would silently keep the old one.
+RESUMABLE = frozenset({"iters", "device", "out", "progress", "log_every", "checkpoint_every", "eval_every",
+                       "eval_mode", "eval_count", "eval_scales", "eval_flip", "base_size"})
+
+
+def resume_config(saved: dict, path: str | None = None, overrides: dict | None = None) -> TrainConfig:
+    """The config of a resumed run: the checkpoint's own (`saved`), then the file, then `overrides`.
+
+    A setting outside RESUMABLE that differs from the checkpoint's raises ConfigError."""
+    base = from_dict(saved)
+    changes = {**(_flatten(read_config_file(path)) if path else {}), **(overrides or {})}
+    cfg = from_dict({**to_dict(base), **changes})
+    for key in changes:
+        if key not in RESUMABLE and getattr(cfg, key) != getattr(base, key):
+            raise ConfigError(f"config key {key!r}: the checkpoint was trained with {getattr(base, key)!r}, got "
+                              f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))}")
+    return cfg
 
 
 def parse_value(key: str, text: str):

@@ -62,7 +62,7 @@ def main(argv=None):
     print(f"PSPNet-{cfg.layers} on SyntheticScenes ({cfg.classes} classes, {cfg.synthetic_train} training scenes "
           f"of {cfg.synthetic_size} px), {cfg.iters} iterations of batch {cfg.batch_size}, crop {cfg.crop_size}, "
           f"device {cfg.device}")
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)   # `make demo` again starts afresh
     summary = trainer.run()
     train_time = time.perf_counter() - start
     result = summary["eval"]

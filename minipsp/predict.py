@@ -47,7 +47,9 @@ def palette_for(cfg) -> np.ndarray:
 
 def load_image(path: str) -> np.ndarray:
     """An RGB image as (H, W, 3) uint8."""
-    with Image.open(path) as im:
+    from minipsp.data.readers import open_image
+
+    with open_image(path) as im:
         return np.asarray(im.convert("RGB"))
 
 
@@ -84,10 +86,9 @@ def overlay(rgb: np.ndarray, pred: np.ndarray, palette: np.ndarray, alpha: float
 
 def predict_files(cfg, checkpoint_state, paths, out_dir, mode="whole"):
     """Segment each image file; write NAME_pred.png and NAME_overlay.png into out_dir; yield the paths."""
-    from minipsp.train import build_model, model_state
+    from minipsp.train import load_trained_model
 
-    model = build_model(cfg.replace(init=""))
-    model.load_state_dict(model_state(checkpoint_state))
+    model = load_trained_model(cfg, checkpoint_state)
     palette = palette_for(cfg)
     os.makedirs(out_dir, exist_ok=True)
     for path in paths:

@@ -50,6 +50,7 @@ class TrainingDiverged(RuntimeError):
 # -- building the pieces ---------------------------------------------------------------------------------
 def build_model(cfg: TrainConfig):
     """PSPNet (or, with use_ppm=False, the dilated-FCN baseline) as the config describes."""
+    cfg = cfg.with_dataset_classes()
     kwargs = dict(layers=cfg.layers, bins=cfg.bins, classes=cfg.classes, zoom_factor=cfg.zoom_factor,
                   use_ppm=cfg.use_ppm, pooling=cfg.pooling, reduction_dim=cfg.reduction_dim,
                   dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem,
@@ -71,6 +72,24 @@ def model_state(checkpoint):
     elif isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def load_trained_model(cfg: TrainConfig, checkpoint, source="the checkpoint"):
+    """The model `cfg` describes, with the weights of `checkpoint` (any form model_state reads).
+
+    A checkpoint made for another network (depth, width, classes, pyramid) raises one ConfigError
+    that says which settings to pass, instead of a list of hundreds of mismatched keys."""
+    cfg = cfg.with_dataset_classes()
+    model = build_model(cfg.replace(init=""))
+    try:
+        model.load_state_dict(model_state(checkpoint))
+    except (RuntimeError, KeyError, AttributeError) as exc:
+        detail = str(exc).replace("\n", " ")
+        detail = detail if len(detail) < 300 else detail[:300] + " ..."
+        raise ConfigError(f"{source} does not fit PSPNet-{cfg.layers} with width {cfg.width}, {cfg.classes} classes, "
+                          f"bins {list(cfg.bins)}, use_ppm {cfg.use_ppm}: {detail}. Pass the settings it was trained "
+                          f"with (--layers, --classes, --width, --set ...)") from None
+    return model
 
 
 def train_transform(cfg: TrainConfig):
@@ -103,14 +122,16 @@ def build_dataset(cfg: TrainConfig, split: str, transform):
         raise ConfigError(f"config key 'data': the folder {root!r} does not exist")
     if cfg.dataset == "ade20k":
         return D.ADE20K(root, split=split, transform=transform)
-    if cfg.dataset == "voc":
-        return D.VOC(root, split=split, transform=transform)
+    if cfg.dataset in ("voc", "voc_aug"):
+        # voc_aug trains on SBD's 10,582-image train_aug list, as semseg does; both validate on VOC's val
+        aug = cfg.dataset == "voc_aug" and split == "train"
+        return D.VOCSegmentation(root, split=split, aug=aug, transform=transform)
     if cfg.dataset == "cityscapes":
         return D.Cityscapes(root, split=split, transform=transform)
     list_file = parts[2] if split == "train" else parts[3]
     if not os.path.isfile(list_file):
         raise ConfigError(f"config key 'data': the list file {list_file!r} does not exist")
-    return D.ListDataset(root, list_file, transform=transform)
+    return D.SemsegList(root, list_file, transform=transform)
 
 
 def param_groups(model, cfg: TrainConfig):
@@ -132,16 +153,23 @@ def build_optimizer(model, cfg: TrainConfig):
 class Trainer:
     """Owns the model, optimiser, scheduler, loader and run directory of one training run."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False):
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False):
+        self.cfg = cfg = cfg.with_dataset_classes()
         if cfg.device == "cuda":
             minipsp.backend.require_cuda()
-        os.makedirs(cfg.out, exist_ok=True)
         self.path = os.path.join(cfg.out, CHECKPOINT)
         self.log_path = os.path.join(cfg.out, "log.jsonl")
         if resume and not os.path.exists(self.path):
             raise ConfigError(f"cannot resume: no checkpoint at {self.path!r}")
+        if not resume and not overwrite and os.path.exists(self.path):
+            raise ConfigError(f"{cfg.out!r} already holds a run ({self.path}); resume it (--resume), choose another "
+                              f"--out, or start it again from scratch (--overwrite)")
         self.train_set = build_dataset(cfg, "train", train_transform(cfg))   # first: a bad path fails fast
+        dataset_classes = getattr(self.train_set, "num_classes", None)
+        if dataset_classes is not None and cfg.classes != dataset_classes:
+            raise ConfigError(f"config key 'classes': got {cfg.classes}, but {cfg.dataset} has {dataset_classes} "
+                              f"classes; set classes = {dataset_classes} (or 0, the dataset's own)")
+        os.makedirs(cfg.out, exist_ok=True)
         if len(self.train_set) < cfg.batch_size:
             raise ConfigError(f"config key 'batch_size': got {cfg.batch_size}, but the training set has only "
                               f"{len(self.train_set)} images")
@@ -168,12 +196,25 @@ class Trainer:
                 "config": to_dict(self.cfg)}
 
     def save(self):
-        minipsp.save(self.state(), self.path)      # atomic: a temporary file renamed over the old one
+        """Write the checkpoint atomically (a temporary file renamed over the old one), if it is sound.
+
+        A finite loss does not prove finite weights: an SGD step can overflow, and batch norm's running
+        statistics are updated in the forward pass. A checkpoint with inf or nan in it is never written,
+        so the one on disk stays the last good one."""
+        state = self.state()
+        for name, value in state["model"].items():
+            array = minipsp.backend.to_numpy(value)
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise TrainingDiverged(f"{name} is not finite at iteration {self.iteration}; training stopped and "
+                                       f"this state was not saved. The last good checkpoint is {self.path} "
+                                       f"(try a lower base_lr)")
+        minipsp.save(state, self.path)
 
     def _restore(self, state):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        # The schedule runs to this run's iters: a resumed run may be longer or shorter than the saved one.
+        self.scheduler.load_state_dict({**state["scheduler"], "max_iter": self.cfg.iters})
         self.loader.load_state_dict(state["loader"])
         minipsp.random.set_rng_state(state["rng"])
         self.iteration = state["iteration"]
@@ -181,7 +222,7 @@ class Trainer:
         kept = []
         if os.path.exists(self.log_path):
             with open(self.log_path) as f:
-                kept = [line for line in f if json.loads(line)["iter"] <= self.iteration]
+                kept = [line for line, record in _parsed_lines(f) if record["iter"] <= self.iteration]
         with open(self.log_path, "w") as f:
             f.writelines(kept)
 
@@ -259,9 +300,21 @@ class Trainer:
         return {"last": record, "eval": result, "checkpoint": self.path}
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Build a Trainer for `cfg` and run it (see the module docstring)."""
-    return Trainer(cfg, resume=resume).run()
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Build a Trainer for `cfg` and run it (see the module docstring).
+
+    resume: continue the run in cfg.out from its checkpoint. overwrite: start a new run in a cfg.out that
+    already holds one (without either, that is an error: nothing is lost by mistake)."""
+    return Trainer(cfg, resume=resume, overwrite=overwrite).run()
+
+
+def _parsed_lines(lines):
+    """(line, record) for each line of a log that parses; a line cut short by a crash does not."""
+    for line in lines:
+        try:
+            yield line, json.loads(line)
+        except ValueError:
+            continue
 
 
 def read_log(run_dir: str):
@@ -270,5 +323,5 @@ def read_log(run_dir: str):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no log.jsonl in {run_dir!r}; is it a minipsp run directory?")
     with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+        records = [record for _, record in _parsed_lines(f)]
     return [r for r in records if "loss" in r], [r for r in records if "eval" in r]

@@ -9,8 +9,8 @@
 
 from minipsp.data import transforms
 from minipsp.data.dataset import DataLoader, Dataset, collate
-from minipsp.data.readers import ADE20K, Cityscapes, SemsegList, VOCSegmentation
+from minipsp.data.readers import ADE20K, Cityscapes, DatasetError, SemsegList, VOCSegmentation
 from minipsp.data.synthetic import SyntheticScenes
 
-__all__ = ["ADE20K", "Cityscapes", "DataLoader", "Dataset", "SemsegList", "SyntheticScenes", "VOCSegmentation",
-           "collate", "transforms"]
+__all__ = ["ADE20K", "Cityscapes", "DataLoader", "Dataset", "DatasetError", "SemsegList", "SyntheticScenes",
+           "VOCSegmentation", "collate", "transforms"]

@@ -41,12 +41,24 @@ CITYSCAPES_LABEL_MAP = label_table({7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 
                                     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18})
 
 
+class DatasetError(ValueError):
+    """A dataset's files are not what they should be: the message names the file and what is wrong."""
+
+
+def open_image(path):
+    """Image.open, with a DatasetError naming the file when Pillow cannot read it."""
+    try:
+        return Image.open(path)
+    except (OSError, SyntaxError) as exc:    # PIL.UnidentifiedImageError is an OSError
+        raise DatasetError(f"{path} is not an image file Pillow can read ({exc})") from None
+
+
 def read_image(path) -> np.ndarray:
     """An image file -> (H, W, 3) float32 RGB in 0..255 (grey and palette images are converted)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    with Image.open(path) as img:
+    with open_image(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.float32)
 
 
@@ -55,14 +67,14 @@ def read_label(path, label_map=None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    with Image.open(path) as img:
+    with open_image(path) as img:
         if img.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"label {path} is a {img.mode} image; expected a single-channel PNG of class "
+            raise DatasetError(f"label {path} is a {img.mode} image; expected a single-channel PNG of class "
                              "indices (mode L or P), not a colour rendering")
         label = np.asarray(img).astype(np.int64)
     if label_map is not None:
         if label.max() >= len(label_map):
-            raise ValueError(f"label {path} holds value {label.max()}, beyond the {len(label_map)}-entry label map")
+            raise DatasetError(f"label {path} holds value {label.max()}, beyond the {len(label_map)}-entry label map")
         label = label_map[label]
     return label
 
@@ -78,7 +90,7 @@ class SegmentationFiles(Dataset):
         if label_map is not None:
             self.label_map = np.asarray(label_map, np.int64)
         if not self.pairs:
-            raise ValueError(f"{type(self).__name__}: no samples found in {source}")
+            raise DatasetError(f"{type(self).__name__}: no samples found in {source}")
 
     def __len__(self):
         return len(self.pairs)
@@ -87,7 +99,7 @@ class SegmentationFiles(Dataset):
         image_path, label_path = self.pairs[index]
         image, label = read_image(image_path), read_label(label_path, self.label_map)
         if image.shape[:2] != label.shape:
-            raise ValueError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
+            raise DatasetError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
                              f"{label_path} is {label.shape[1]}x{label.shape[0]}")
         return image, label
 
@@ -109,7 +121,7 @@ def _require_file(path: Path, expected: str) -> Path:
 
 def _check_split(split, allowed):
     if split not in allowed:
-        raise ValueError(f"split must be one of {sorted(allowed)}; got {split!r}")
+        raise DatasetError(f"split must be one of {sorted(allowed)}; got {split!r}")
 
 
 ADE20K_LAYOUT = """  ADEChallengeData2016/
@@ -179,7 +191,7 @@ class VOCSegmentation(SegmentationFiles):
             elif len(fields) == 2:
                 pairs.append(tuple(root / f.lstrip("/") for f in fields))
             elif fields:
-                raise ValueError(f"{list_file}, line {number}: expected an image id or 'image label'; got {line!r}")
+                raise DatasetError(f"{list_file}, line {number}: expected an image id or 'image label'; got {line!r}")
         super().__init__(pairs, transform, source=str(list_file))
 
 
@@ -224,7 +236,7 @@ class SemsegList(SegmentationFiles):
             if not fields:
                 continue
             if len(fields) != 2:
-                raise ValueError(f"{list_file}, line {number}: expected 'image_path label_path'; got {line!r}")
+                raise DatasetError(f"{list_file}, line {number}: expected 'image_path label_path'; got {line!r}")
             pairs.append((data_root / fields[0], data_root / fields[1]))
         super().__init__(pairs, transform, label_map, source=str(list_file))
         for path in self.pairs[0]:  # a wrong data_root shows here, not at the first training batch
