@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default=None)
     p.add_argument("--count", type=int, default=None, help="evaluate only the first COUNT images")
+    p.add_argument("--flip", action="store_true",
+                   help="whole and slide also average with the mirrored image, as semseg's test tool always does "
+                        "(multiscale flips unless eval_flip = false)")
     p.add_argument("--no-progress", action="store_true")
     _add_overrides(p, keys={"data", "layers", "classes", "crop_size", "device"})
 
@@ -154,7 +157,7 @@ def cmd_eval(args):
     dataset = build_dataset(cfg, "val", val_transform())
     mode = args.mode or cfg.eval_mode
     result = evaluate(model, dataset, cfg.classes, mode=mode, crop_size=cfg.crop_size, scales=cfg.eval_scales,
-                      base_size=cfg.base_size, flip=cfg.eval_flip if mode == "multiscale" else False,
+                      base_size=cfg.base_size, flip=args.flip or (cfg.eval_flip and mode == "multiscale"),
                       ignore_index=cfg.ignore_index, count=args.count or cfg.eval_count,
                       progress=not args.no_progress)
     _print_metrics(result)

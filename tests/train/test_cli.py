@@ -48,9 +48,10 @@ def test_train_resume_extends_a_run(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("mode", ["whole", "slide", "multiscale"])
-def test_eval(run_dir, capsys, mode):
+@pytest.mark.parametrize("flip", [[], ["--flip"]])
+def test_eval(run_dir, capsys, mode, flip):
     assert main(["eval", str(run_dir / "checkpoint.mpsp"), "--mode", mode, "--count", "1", "--no-progress",
-                 "--set", "eval_scales=1.0"]) == 0
+                 "--set", "eval_scales=1.0"] + flip) == 0
     out = capsys.readouterr().out
     assert "mIoU" in out and "allAcc" in out
 
@@ -134,3 +135,18 @@ def test_help_of_every_command(command, capsys):
         main(command + ["--help"])
     assert exit_info.value.code == 0
     assert "usage: minipsp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode, flag, flipped", [("whole", [], False), ("slide", [], False), ("slide", ["--flip"], True),
+                                                 ("multiscale", [], True)])
+def test_eval_flip_reaches_the_evaluation(run_dir, monkeypatch, mode, flag, flipped):
+    import minipsp.evaluate
+
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return {"miou": 0.0, "mean_acc": 0.0, "pixel_acc": 0.0}
+    monkeypatch.setattr(minipsp.evaluate, "evaluate", spy)
+    assert main(["eval", str(run_dir / "checkpoint.mpsp"), "--mode", mode, "--no-progress"] + flag) == 0
+    assert seen["mode"] == mode and seen["flip"] is flipped
