@@ -137,8 +137,8 @@ def test_help_of_every_command(command, capsys):
     assert "usage: minipsp" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("mode, flag, flipped", [("whole", [], False), ("slide", [], False), ("slide", ["--flip"], True),
-                                                 ("multiscale", [], True)])
+@pytest.mark.parametrize("mode, flag, flipped", [("whole", [], False), ("slide", [], False),
+                                                 ("slide", ["--flip"], True), ("multiscale", [], True)])
 def test_eval_flip_reaches_the_evaluation(run_dir, monkeypatch, mode, flag, flipped):
     import minipsp.evaluate
 
