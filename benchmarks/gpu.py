@@ -32,6 +32,13 @@ def main(argv=None):
     except RuntimeError as exc:
         raise SystemExit(f"benchmarks.gpu: {exc}") from None
     _require_torch_cuda()
+    import torch
+
+    # Like for like: torch would otherwise run its float32 convs and matmuls on TF32 tensor cores
+    # (10-bit mantissa), which minipsp's float32 cuBLAS calls do not use.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, TF32 off on both sides")
     header = f"{'op':34s} {'shape':26s} {'torch ms':>9s} {'cuda ms':>9s} {'x torch':>8s} {'max|err|':>9s}"
     print(header)
     print("-" * len(header))

@@ -40,6 +40,19 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
     numba.config.THREADING_LAYER = "workqueue"
 
+# Numba synchronises the stream a CuPy array names in its __cuda_array_interface__ before every
+# launch that takes it: the host would wait for the GPU to drain before each kernel. minipsp.backend
+# asks CuPy for interface version 2 (no stream named), but CuPy reads that only when it is first
+# imported, so a program that imported CuPy before minipsp still exports version 3. Our kernels
+# and CuPy's work share the legacy default stream, which orders them already, so the sync is only a
+# stall: turn it off whatever the import order. (A user who runs minipsp inside a non-blocking
+# cupy.cuda.Stream would need it; minipsp does not support that.) A value the user set wins.
+if "NUMBA_CUDA_ARRAY_INTERFACE_SYNC" not in os.environ:
+    os.environ["NUMBA_CUDA_ARRAY_INTERFACE_SYNC"] = "0"    # for a numba.cuda not yet imported
+    import numba
+
+    numba.config.CUDA_ARRAY_INTERFACE_SYNC = False          # for one already imported
+
 
 def cpu_variant() -> str:
     """The CPU variant in force: 'cpu' (Numba) or 'reference' (NumPy)."""

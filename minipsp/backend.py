@@ -74,6 +74,16 @@ def _cuda_problem(cupy):
 
     if config.ENABLE_CUDASIM:
         return None
+    # CuPy can see the GPU and still fail at its first real op: its wheels load NVRTC (to compile
+    # element-wise kernels) and cuBLAS (matrix products) from a CUDA Toolkit or from the NVIDIA wheels
+    # that its [ctk] extra installs. Try both now, so a missing library is this one message instead of
+    # an error from deep inside the first forward pass.
+    try:
+        a = cupy.ones((2, 2), dtype="float32")
+        float(((a * 2) @ a).sum())
+    except Exception as exc:
+        return (f"CuPy sees the GPU but cannot run on it ({_first_line(exc)}): its CUDA libraries (NVRTC, "
+                f"cuBLAS) are missing; the extras install them with cupy's [ctk]; {INSTALL_HINT}")
     try:
         from numba import cuda
         from numba.cuda.cudadrv import nvvm

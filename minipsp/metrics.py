@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minipsp.backend import get_array_module, to_numpy
+from minipsp.backend import to_numpy
 
 EPS = 1e-10
 
@@ -40,8 +40,9 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255) ->
     for name, a in (("pred", pred), ("target", target)):
         if a.dtype.kind not in "iub":
             raise TypeError(f"{name} must hold integer class indices; got dtype {a.dtype}")
-    xp = get_array_module(target)
-    pred, target = pred.astype(xp.int64).ravel(), target.astype(xp.int64).ravel()
+    # Scored on the host: predictions often come off the GPU while labels come from the (CPU) loader,
+    # and the confusion matrix is a small bincount either way.
+    pred, target = to_numpy(pred).astype(np.int64).ravel(), to_numpy(target).astype(np.int64).ravel()
     valid = target != ignore_index
     pred, target = pred[valid], target[valid]
     for name, a in (("target", target), ("pred", pred)):
@@ -50,8 +51,8 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255) ->
             value = int(a[bad][0])
             raise ValueError(f"{name} holds label {value}, outside [0, {num_classes}) and not the ignore_index "
                              f"{ignore_index} (wrong num_classes, or labels not remapped?)")
-    counts = xp.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
-    return to_numpy(counts).reshape(num_classes, num_classes).astype(np.int64)
+    counts = np.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
 
 
 def metrics_from_confusion(confusion: np.ndarray) -> dict:

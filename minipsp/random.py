@@ -1,7 +1,10 @@
 """One seeded random generator per device, so dropout, shuffling and initialisation are reproducible.
 
 `minipsp.manual_seed(seed)` reseeds both, as `torch.manual_seed` does. `get_rng_state()` and
-`set_rng_state()` save and restore the CPU generator exactly (for resuming a run).
+`set_rng_state()` save and restore the CPU generator exactly (for resuming a run). Everything a PSPNet
+training run draws comes from the CPU generator (initialisation, shuffling, and dropout2d's small
+(N, C) masks, moved to the GPU when the input is there), so a resumed GPU run is exact too; only the
+element-wise `dropout` on a GPU tensor draws from the GPU generator, whose state is not saved.
 """
 
 from __future__ import annotations

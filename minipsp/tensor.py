@@ -152,12 +152,15 @@ class Tensor:
 
     # -- arithmetic --------------------------------------------------------------------------
     def _operand(self, other):
-        """Turn a Python number or array into a Tensor of this tensor's float dtype and device."""
+        """Turn a number into a Tensor of this tensor's float dtype and device, an array into a Tensor on
+        the array's own device (an array on another device is then the op's clear device error, not a
+        silent copy on every call)."""
         if isinstance(other, Tensor):
             return other
-        xp = get_array_module(self.data)
-        dtype = self.dtype if self.dtype.kind == "f" and np.ndim(other) == 0 else None
-        return Tensor(xp.asarray(other, dtype=dtype))
+        if np.ndim(other) == 0 and not is_cupy_array(other):
+            xp = get_array_module(self.data)
+            return Tensor(xp.asarray(other, dtype=self.dtype if self.dtype.kind == "f" else None))
+        return Tensor(other if is_cupy_array(other) else np.asarray(other))
 
     def __add__(self, other):
         return A.Add.apply(self, self._operand(other))

@@ -20,8 +20,6 @@ The state-dict keys are semseg's (`layer0.*` .. `layer4.*`, `ppm.features.{i}.*`
 
 from __future__ import annotations
 
-import numpy as np
-
 import minipsp.nn as nn
 import minipsp.nn.functional as F
 from minipsp.models.ppm import PPM
@@ -120,7 +118,7 @@ class PSPNet(nn.Module):
             if y is None:
                 raise ValueError("PSPNet.forward: in training mode pass the labels, model(x, y) with y (N, H, W); "
                                  "to predict, call model.eval() first")
-            y = y if isinstance(y, Tensor) else Tensor(np.asarray(y))
+            y = y if isinstance(y, Tensor) else Tensor(y)
             if tuple(y.shape) != (x.shape[0], *size):
                 raise ValueError(f"PSPNet.forward: labels y must have shape (N, H', W') = "
                                  f"{(x.shape[0], *size)}; got {tuple(y.shape)}")

@@ -30,7 +30,8 @@ def summary(model, input_shape, depth=1):
         handles.append(module.register_forward_hook(record(name)))
     try:
         with no_grad(), model.eval_mode():
-            x = Tensor(np.zeros(input_shape, dtype=np.float32))
+            device = next((p.device for p in model.parameters()), "cpu")
+            x = Tensor(np.zeros(input_shape, dtype=np.float32)).to(device)
             out = model(x)
     finally:
         for handle in handles:

@@ -105,3 +105,18 @@ def test_cupy_is_imported_with_no_stream_in_its_array_interface(fresh_backend, t
     del sys.modules["cupy"]
     fresh_backend.setenv("CUPY_CUDA_ARRAY_INTERFACE_EXPORT_VERSION", "3")
     assert backend.require_cuda().export_version == "3"
+
+
+def test_cupy_without_its_cuda_libraries_is_named(fresh_backend):
+    """CuPy sees a GPU but its first op fails (no NVRTC / cuBLAS): one message, not an error mid-forward."""
+    from numba import config
+
+    def no_nvrtc(*args, **kwargs):
+        raise RuntimeError("CompileException: cannot load libnvrtc.so.12")
+    cupy = _fake_cupy(lambda: 1)
+    cupy.ones = no_nvrtc
+    sys.modules["cupy"] = cupy
+    fresh_backend.setattr(config, "ENABLE_CUDASIM", False)   # the check is for real GPUs
+    message = _message()
+    assert "CuPy sees the GPU but cannot run on it (RuntimeError: CompileException: cannot load libnvrtc" in message
+    assert "[ctk]" in message and "pip install -e '.[cuda12]'" in message

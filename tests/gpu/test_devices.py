@@ -14,6 +14,9 @@ import minipsp
 class StandInGpuArray(np.ndarray):
     """A NumPy array that minipsp's backend takes for a CuPy array (it looks at the type's module)."""
 
+    def get(self):                      # cupy.ndarray.get(): the copy to the host
+        return np.asarray(self).copy()
+
 
 StandInGpuArray.__module__ = "cupy._stand_in"
 
@@ -24,6 +27,26 @@ def test_mixing_devices_in_one_op_names_both_devices():
     assert gpu.device == "cuda" and cpu.device == "cpu"
     with pytest.raises(RuntimeError, match=r"same device; got tensors on cpu \(2, 3\), cuda \(2, 3\)"):
         cpu + gpu
+
+
+def test_an_array_of_the_other_device_in_arithmetic_names_both_devices():
+    cpu = minipsp.tensor(np.ones((2, 3), dtype=np.float32))
+    gpu = minipsp.Tensor(np.ones((2, 3), dtype=np.float32).view(StandInGpuArray))
+    with pytest.raises(RuntimeError, match=r"same device; got tensors on cpu \(2, 3\), cuda \(2, 3\)"):
+        cpu + np.ones((2, 3), dtype=np.float32).view(StandInGpuArray)
+    with pytest.raises(RuntimeError, match=r"same device; got tensors on cuda \(2, 3\), cpu \(2, 3\)"):
+        gpu * np.ones((2, 3), dtype=np.float32)          # no silent host-to-device copy on every call
+    assert (cpu + 2.0).device == "cpu" and (cpu + np.float32(2)).dtype == np.float32
+
+
+def test_confusion_matrix_of_a_gpu_prediction_and_cpu_labels():
+    from minipsp.metrics import confusion_matrix
+
+    target = np.array([[0, 1, 2], [2, 255, 1]])
+    pred = np.array([[0, 2, 2], [2, 0, 1]])
+    expected = confusion_matrix(pred, target, 3)
+    np.testing.assert_array_equal(confusion_matrix(pred.view(StandInGpuArray), target, 3), expected)
+    np.testing.assert_array_equal(confusion_matrix(pred, target.view(StandInGpuArray), 3), expected)
 
 
 @pytest.mark.gpu

@@ -11,7 +11,7 @@ import numpy as np
 
 from minipsp import kernels
 from minipsp.autograd.function import Function
-from minipsp.backend import device_of
+from minipsp.backend import device_of, to_device
 from minipsp.random import get_rng
 
 __all__ = ["dropout", "dropout2d"]
@@ -81,5 +81,8 @@ def dropout2d(input, p=0.5, training=True):
         raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W); got shape {tuple(input.shape)}")
     if not training:
         return input
-    mask = _keep_mask(tuple(input.shape[:2]), p, device_of(input.data))
+    # The (N, C) mask is tiny, so it is drawn on the CPU generator and moved: the same masks on CPU and
+    # GPU, and a resumed GPU run draws exactly what the uninterrupted one did (get_rng_state saves the
+    # CPU generator only).
+    mask = to_device(_keep_mask(tuple(input.shape[:2]), p, "cpu"), device_of(input.data))
     return Dropout2d.apply(input, mask, float(p))
