@@ -89,3 +89,35 @@ def test_small_pspnet_forward_and_backward_on_gpu_equal_cpu():
         scale = np.abs(grads_cpu[name]).max() + 1e-6
         np.testing.assert_allclose(minipsp.backend.to_numpy(p.grad) / scale, grads_cpu[name] / scale,
                                    atol=1e-3, err_msg=name)
+
+
+# The Tensor's own ops (minipsp/ops: arithmetic, reductions, shapes) have no kernels of their own: they
+# are NumPy or CuPy calls through `xp`. On a GPU each must give the CPU's value and gradients.
+GENERAL_OPS = {
+    "add, sub, mul, div": lambda a, b: ((a + b) * (a - b) / (b * b + 1.0)).sum(),
+    "pow, exp, log, neg": lambda a, b: ((a ** 2).exp().log() - (-b)).sum(),
+    "sum, mean over axes": lambda a, b: a.sum(dim=1).mean() + b.mean(dim=(0, 2)).sum(),
+    "max": lambda a, b: a.max(dim=2).sum() + b.max(),
+    "reshape, permute": lambda a, b: (a.reshape(4, 15).permute(1, 0) * b.reshape(15, 4)).sum(),
+    "getitem (scatter-add backward)": lambda a, b: (a[:, 1:3, ::2] * b[:, :2, ::2]).sum() + a[[0, 0, 1]].sum(),
+    "cat, stack": lambda a, b: (minipsp.cat([a, b], dim=1) ** 2).sum() + minipsp.stack([a, b]).mean(),
+    "matmul": lambda a, b: (a.reshape(4, 15) @ b.reshape(15, 4)).sum(),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(GENERAL_OPS))
+def test_general_ops_on_gpu_equal_cpu(name):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 5, 6)) for _ in range(2)]
+    results = {}
+    for device in ("cpu", "cuda"):
+        a, b = (minipsp.tensor(x).to(device) for x in arrays)
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        value = GENERAL_OPS[name](a, b)
+        value.backward()
+        results[device] = (value.item(), minipsp.backend.to_numpy(a.grad), minipsp.backend.to_numpy(b.grad))
+    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-10)
+    for cpu_grad, gpu_grad in zip(results["cpu"][1:], results["cuda"][1:]):
+        np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-10, atol=1e-12)
