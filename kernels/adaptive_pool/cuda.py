@@ -93,7 +93,7 @@ def adaptive_avg_pool2d_backward(dy, input_shape):
 
 
 @cuda.jit
-def _max_forward_kernel(x, y, indices):
+def _max_forward_kernel(x, y, indices, lowest):
     # x (P,H,W) -> y, indices (P,OH,OW); one thread per output element
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -105,7 +105,7 @@ def _max_forward_kernel(x, y, indices):
     j = t % OW
     h0, h1 = (i * H) // OH, ((i + 1) * H + OH - 1) // OH
     w0, w1 = (j * W) // OW, ((j + 1) * W + OW - 1) // OW
-    best = -math.inf
+    best = lowest          # -inf in x's dtype (a float64 -math.inf would make `best` float64)
     best_index = h0 * W + w0
     for h in range(h0, h1):
         for w in range(w0, w1):
@@ -124,7 +124,8 @@ def adaptive_max_pool2d_forward(x, output_size):
     OH, OW = output_size
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
     indices = xp.empty((N * C, OH, OW), dtype=np.int64)
-    _max_forward_kernel[_blocks(y.size), THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W), y, indices)
+    _max_forward_kernel[_blocks(y.size), THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W), y, indices,
+                                                  x.dtype.type(-np.inf))
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
 

@@ -27,7 +27,7 @@ def _blocks(total):
 
 
 @cuda.jit
-def _forward_kernel(x, KH, KW, SH, SW, PH, PW, y, indices):
+def _forward_kernel(x, KH, KW, SH, SW, PH, PW, y, indices, lowest):
     # x (P,H,W) -> y, indices (P,OH,OW); one thread per output element
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -39,7 +39,7 @@ def _forward_kernel(x, KH, KW, SH, SW, PH, PW, y, indices):
     j = t % OW
     h0 = i * SH - PH
     w0 = j * SW - PW
-    best = -math.inf
+    best = lowest          # -inf in x's dtype (a float64 -math.inf would make `best` float64)
     best_index = max(h0, 0) * W + max(w0, 0)
     for h in range(max(h0, 0), min(h0 + KH, H)):
         for w in range(max(w0, 0), min(w0 + KW, W)):
@@ -62,7 +62,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode):
     y = xp.empty((N * C, OH, OW), dtype=x.dtype)
     indices = xp.empty((N * C, OH, OW), dtype=np.int64)
     _forward_kernel[_blocks(y.size), THREADS](xp.ascontiguousarray(x).reshape(N * C, H, W),
-                                     KH, KW, SH, SW, PH, PW, y, indices)
+                                     KH, KW, SH, SW, PH, PW, y, indices, x.dtype.type(-np.inf))
     return y.reshape(N, C, OH, OW), indices.reshape(N, C, OH, OW)
 
 

@@ -15,19 +15,21 @@ from .. import array_module
 THREADS = 256
 
 
+# `zero` is passed in with the array's dtype: a literal 0 next to a float32 element would make Numba
+# type the select as float64, a slow conversion each way on GPUs with little float64 throughput.
 @cuda.jit
-def _relu_forward_kernel(x, y):
+def _relu_forward_kernel(x, y, zero):
     i = cuda.grid(1)
     if i < x.size:
         # `x <= 0` (not `x > 0`) keeps NaN as NaN, as np.maximum and torch.relu do.
-        y[i] = 0 if x[i] <= 0 else x[i]
+        y[i] = zero if x[i] <= zero else x[i]
 
 
 @cuda.jit
-def _relu_backward_kernel(dy, y, dx):
+def _relu_backward_kernel(dy, y, dx, zero):
     i = cuda.grid(1)
     if i < dy.size:
-        dx[i] = dy[i] if y[i] > 0 else 0
+        dx[i] = dy[i] if y[i] > zero else zero
 
 
 def relu_forward(x, out=None):
@@ -39,7 +41,8 @@ def relu_forward(x, out=None):
         raise ValueError(f"relu_forward: `out` must be C-contiguous; got strides {out.strides}")
     if x.size:
         blocks = math.ceil(x.size / THREADS)
-        _relu_forward_kernel[blocks, THREADS](xp.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        _relu_forward_kernel[blocks, THREADS](xp.ascontiguousarray(x).reshape(-1), out.reshape(-1),
+                                              out.dtype.type(0))
     return out
 
 
@@ -50,6 +53,7 @@ def relu_backward(dy, y):
     if dy.size:
         blocks = math.ceil(dy.size / THREADS)
         _relu_backward_kernel[blocks, THREADS](
-            xp.ascontiguousarray(dy).reshape(-1), xp.ascontiguousarray(y).reshape(-1), dx.reshape(-1)
+            xp.ascontiguousarray(dy).reshape(-1), xp.ascontiguousarray(y).reshape(-1), dx.reshape(-1),
+            dx.dtype.type(0)
         )
     return dx
