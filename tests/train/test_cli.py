@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from train_tiny import tiny_config
+from train_tiny import one_line_error, tiny_config
 
 from minipsp.cli import main
 from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, to_toml
@@ -22,14 +22,6 @@ def run_dir(tmp_path_factory):
     out = root / "run"
     assert main(["train", str(config), "--out", str(out), "--iters", "2", "--no-progress"]) == 0
     return out
-
-
-def one_line_error(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("minipsp: error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def test_train_writes_a_run(run_dir):

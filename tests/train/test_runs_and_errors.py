@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from train_tiny import tiny_config
+from train_tiny import one_line_error, tiny_config
 
 import minipsp
 import minipsp.backend
@@ -18,14 +18,6 @@ from minipsp.cli import main
 from minipsp.config import DATASET_CLASSES, ConfigError, TrainConfig, from_dict, to_toml
 from minipsp.optim import poly_lr
 from minipsp.train import Trainer, TrainingDiverged, build_dataset, build_model, read_log, train
-
-
-def one_line_error(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("minipsp: error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def write_pair(image_path, label_path, label):

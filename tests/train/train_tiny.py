@@ -1,4 +1,5 @@
-"""The tiny training setup the trainer, CLI and evaluation tests share (ResNet-18, 33 x 33 crops)."""
+"""What the trainer, CLI and evaluation tests share: the tiny training setup (ResNet-18, 33 x 33 crops) and
+the check that a command failed with one clear line."""
 
 from minipsp.config import TrainConfig
 
@@ -12,3 +13,14 @@ def tiny_config(**changes) -> TrainConfig:
                   checkpoint_every=0, log_every=1, progress=False, eval_mode="whole", out="runs/tiny")
     values.update(changes)
     return TrainConfig(**values)
+
+
+def one_line_error(capsys, argv, *words):
+    """`minipsp argv` exits with status 2 and one line on stderr, no traceback, containing every word."""
+    from minipsp.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minipsp: error: ") and "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
