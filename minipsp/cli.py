@@ -1,8 +1,9 @@
 """The `minipsp` command: train, eval, predict, plot, info.
 
-    minipsp train [config.toml] [--data synthetic] [--layers 18] [--iters 200] [--set aux_weight=0] ...
-    minipsp train --out runs/x --resume                 # continue runs/x from its checkpoint
-    minipsp eval runs/x/checkpoint.mpsp [--mode slide]  # mIoU, mean accuracy, pixel accuracy
+    minipsp train [config.toml] [--data synthetic] [--layers N] [--iters N] [--set aux_weight=0] ...
+    minipsp train --out runs/x --resume [--iters N]     # continue runs/x from its checkpoint (and config)
+    minipsp train ... --out runs/x --overwrite          # start runs/x again from scratch
+    minipsp eval runs/x/checkpoint.mpsp [--mode slide] [--flip]  # mIoU, mean accuracy, pixel accuracy
     minipsp predict runs/x/checkpoint.mpsp photo.jpg -o predictions/
     minipsp plot runs/x                                 # curves.png and predictions.png in runs/x
     minipsp info                                        # versions, kernel variants, CUDA
@@ -21,10 +22,11 @@ from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, par
 
 # Flags of `train` (and of `eval` where they make sense) that set config keys directly.
 OVERRIDES = [
-    ("--data", "data", str, "'synthetic' or 'ade20k:ROOT', 'voc:ROOT', 'cityscapes:ROOT', 'list:ROOT:TRAIN:VAL'"),
+    ("--data", "data", str, "'synthetic' or 'ade20k:ROOT', 'voc:ROOT', 'voc_aug:ROOT', 'cityscapes:ROOT', "
+                            "'list:ROOT:TRAIN:VAL'"),
     ("--layers", "layers", int, "backbone depth: 18, 34, 50, 101 or 152"),
     ("--width", "width", int, "backbone base width: 64 (standard ResNet), 16 or 32 for a narrow laptop net"),
-    ("--classes", "classes", int, "number of classes"),
+    ("--classes", "classes", int, "number of classes (default 0: the dataset's own; a mismatch is an error)"),
     ("--iters", "iters", int, "training iterations"),
     ("--batch-size", "batch_size", int, "images per batch"),
     ("--crop-size", "crop_size", int, "training crop (and sliding window); (crop - 1) %% 8 == 0"),

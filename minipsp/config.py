@@ -1,6 +1,6 @@
 """Every setting of a training run in one dataclass, with the paper's defaults.
 
-    cfg = TrainConfig()                                  # PSPNet-50, ADE20K-style recipe
+    cfg = TrainConfig()                                  # PSPNet-50, the paper's ADE20K recipe, on SyntheticScenes
     cfg = load_config("my.toml", {"iters": 100})         # a TOML file plus overrides
     cfg.replace(layers=18, crop_size=65)                 # a checked copy
 
@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 DATASETS = ("synthetic", "ade20k", "voc", "voc_aug", "cityscapes", "list")
 # Classes of each dataset kind, for `classes = 0` ("the dataset's own"); a list dataset has to say.
-# tests/train/test_config_resume.py checks these against the readers' own num_classes.
+# tests/train/test_runs_and_errors.py checks these against the readers' own num_classes.
 DATASET_CLASSES = {"synthetic": 10, "ade20k": 150, "voc": 21, "voc_aug": 21, "cityscapes": 19}
 
 
@@ -40,7 +40,8 @@ class TrainConfig:
     # -- model (minipsp.models.PSPNet's arguments) -------------------------------------------------
     layers: int = 50                      # ResNet depth of the backbone: 18, 34, 50, 101, 152
     width: int = 64                       # backbone base width: 64 is ResNet's; 16 or 32 make a narrow laptop net
-    classes: int = 0                      # 0: the dataset's own (synthetic 10, ade20k 150, voc 21, cityscapes 19)
+    classes: int = 0                      # 0: the dataset's own (synthetic 10, ade20k 150, voc/voc_aug 21,
+                                          # cityscapes 19); one that does not match the dataset is an error
     bins: tuple = (1, 2, 3, 6)            # pyramid pooling bins (the paper's B1236)
     pooling: str = "avg"                  # "avg" or "max" inside the pyramid (paper: AVE beats MAX)
     use_ppm: bool = True                  # False gives the dilated-FCN baseline of Table 1
@@ -293,11 +294,16 @@ def resume_config(saved: dict, path: str | None = None, overrides: dict | None =
     base = from_dict(saved)
     changes = {**(_flatten(read_config_file(path)) if path else {}), **(overrides or {})}
     cfg = from_dict({**to_dict(base), **changes})
-    for key in changes:
-        if key not in RESUMABLE and getattr(cfg, key) != getattr(base, key):
-            raise ConfigError(f"config key {key!r}: the checkpoint was trained with {getattr(base, key)!r}, got "
-                              f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))}")
+    check_resumable(base, cfg)
     return cfg
+
+
+def check_resumable(saved: TrainConfig, cfg: TrainConfig) -> None:
+    """Raise ConfigError if `cfg` differs from the checkpoint's `saved` config outside RESUMABLE."""
+    for key in _FIELDS:
+        if key not in RESUMABLE and getattr(cfg, key) != getattr(saved, key):
+            raise ConfigError(f"config key {key!r}: the checkpoint was trained with {getattr(saved, key)!r}, got "
+                              f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))}")
 
 
 def parse_value(key: str, text: str):

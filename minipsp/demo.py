@@ -1,6 +1,6 @@
 """`make demo`: train a small PSPNet on SyntheticScenes on the CPU, evaluate it, draw the curves.
 
-    python -m minipsp.demo                  # about 70 s of training on 2 cores
+    python -m minipsp.demo                  # about 60 s of training on 2 cores
     python -m minipsp.demo --iters 60       # quicker, learns less
 
 What it does, with the same pieces the `minipsp` command uses:

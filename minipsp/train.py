@@ -2,7 +2,8 @@
 
     from minipsp.config import TrainConfig
     from minipsp.train import train
-    summary = train(TrainConfig(layers=18, classes=8, crop_size=65, iters=200, out="runs/tiny"))
+    summary = train(TrainConfig(layers=18, width=16, crop_size=65, iters=200, out="runs/tiny"))
+    # classes: the dataset's own (10 for the default SyntheticScenes); again into runs/tiny: overwrite=True
 
 One iteration:  logits, main, aux = model(x, y)          (cross entropy, ignore 255, on the upsampled logits)
                 loss = main + aux_weight * aux            (the paper's deep supervision, weight 0.4)
@@ -17,7 +18,9 @@ The run directory `cfg.out` holds
     checkpoint.mpsp    model, optimizer, scheduler, iteration, RNG and data-loader state, config
                        (written atomically every checkpoint_every iterations and at the end)
 Resuming (`train(cfg, resume=True)`) reloads checkpoint.mpsp and continues; because every source of
-randomness is restored, the loss trace is the one an uninterrupted run would have written.
+randomness is restored, the loss trace is the one an uninterrupted run would have written. `cfg` must
+be the checkpoint's config, changed at most in config.RESUMABLE (iters, device, out, logging and
+evaluation); `config.resume_config(saved, overrides=...)` builds one from the saved config.
 A NaN or inf loss stops the run (TrainingDiverged, naming the iteration) before the step that would
 spoil the weights; the checkpoint on disk is the last good one.
 """
@@ -34,7 +37,7 @@ import numpy as np
 import minipsp
 import minipsp.random
 from minipsp import data as D
-from minipsp.config import ConfigError, TrainConfig, to_dict, to_toml
+from minipsp.config import ConfigError, TrainConfig, check_resumable, from_dict, to_dict, to_toml
 from minipsp.data import transforms as T
 from minipsp.models import PSPNet
 from minipsp.optim import SGD, PolyLR
@@ -181,7 +184,10 @@ class Trainer:
         self.val_set = None
         self.iteration = 0
         if resume:
-            self._restore(minipsp.load(self.path))
+            state = minipsp.load(self.path)
+            # the checkpoint's own config, with cfg's changes allowed only where they keep it the same run
+            check_resumable(from_dict(state["config"]).with_dataset_classes(), cfg)
+            self._restore(state)
         else:
             with open(self.log_path, "w"):
                 pass

@@ -111,6 +111,13 @@ def test_resume_refuses_a_different_model_or_recipe(three_iterations, capsys):
     one_line_error(capsys, ["train", "--out", str(out), "--resume", "--layers", "34"], "'layers'")
 
 
+def test_resume_from_python_checks_the_config_too(three_iterations):
+    cfg, _ = three_iterations
+    with pytest.raises(ConfigError, match="'base_lr': the checkpoint was trained with 0.01, got 0.5"):
+        train(cfg.replace(base_lr=0.5, iters=4), resume=True)
+    assert train(cfg.replace(iters=4, log_every=2), resume=True)["last"]["iter"] == 4
+
+
 def test_a_new_run_does_not_overwrite_an_old_one_by_mistake(three_iterations, capsys):
     cfg, out = three_iterations
     toml = out.parent / "tiny.toml"
