@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
+import zipfile
 
 from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, parse_value, resume_config, to_dict
 
@@ -115,7 +117,7 @@ def load_checkpoint_config(checkpoint, overrides):
     _need_file(checkpoint, "checkpoint")
     try:
         state = minipsp.load(checkpoint)
-    except (ValueError, OSError, EOFError, KeyError) as exc:
+    except (ValueError, OSError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise CLIError(f"cannot read checkpoint {checkpoint!r}: {exc}") from None
     saved = state.get("config", {}) if isinstance(state, dict) else {}
     cfg = from_dict({**saved, **overrides}).with_dataset_classes()

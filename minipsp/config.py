@@ -299,9 +299,17 @@ def resume_config(saved: dict, path: str | None = None, overrides: dict | None =
 
 
 def check_resumable(saved: TrainConfig, cfg: TrainConfig) -> None:
-    """Raise ConfigError if `cfg` differs from the checkpoint's `saved` config outside RESUMABLE."""
+    """Raise ConfigError if `cfg` differs from the checkpoint's `saved` config outside RESUMABLE.
+
+    `classes` = 0 means the dataset's own on either side; `data` may point to a moved dataset folder
+    as long as the kind (ade20k, voc, ...) stays; `init` does not matter, the checkpoint has the weights."""
+    saved, cfg = (c if c.classes else c.with_dataset_classes() for c in (saved, cfg))
     for key in _FIELDS:
-        if key not in RESUMABLE and getattr(cfg, key) != getattr(saved, key):
+        if key in RESUMABLE or key == "init":
+            continue
+        if key == "data" and saved.dataset == cfg.dataset:
+            continue
+        if getattr(cfg, key) != getattr(saved, key):
             raise ConfigError(f"config key {key!r}: the checkpoint was trained with {getattr(saved, key)!r}, got "
                               f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))}")
 

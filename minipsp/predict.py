@@ -88,6 +88,7 @@ def predict_files(cfg, checkpoint_state, paths, out_dir, mode="whole"):
     """Segment each image file; write NAME_pred.png and NAME_overlay.png into out_dir; yield the paths."""
     from minipsp.train import load_trained_model
 
+    cfg = cfg.with_dataset_classes()
     model = load_trained_model(cfg, checkpoint_state)
     palette = palette_for(cfg)
     os.makedirs(out_dir, exist_ok=True)

@@ -152,15 +152,16 @@ class Tensor:
 
     # -- arithmetic --------------------------------------------------------------------------
     def _operand(self, other):
-        """Turn a number into a Tensor of this tensor's float dtype and device, an array into a Tensor on
-        the array's own device (an array on another device is then the op's clear device error, not a
-        silent copy on every call)."""
+        """An operand as a Tensor. An array (NumPy or CuPy, not 0-d) keeps its own device, so one on the
+        other device is the op's clear device error rather than a silent copy on every call; numbers,
+        0-d arrays and lists are host values and go to this tensor's device (numbers in its float dtype)."""
         if isinstance(other, Tensor):
             return other
-        if np.ndim(other) == 0 and not is_cupy_array(other):
-            xp = get_array_module(self.data)
-            return Tensor(xp.asarray(other, dtype=self.dtype if self.dtype.kind == "f" else None))
-        return Tensor(other if is_cupy_array(other) else np.asarray(other))
+        if is_cupy_array(other) or (isinstance(other, np.ndarray) and other.ndim > 0):
+            return Tensor(other)
+        xp = get_array_module(self.data)
+        dtype = self.dtype if self.dtype.kind == "f" and np.ndim(other) == 0 else None
+        return Tensor(xp.asarray(other, dtype=dtype))
 
     def __add__(self, other):
         return A.Add.apply(self, self._operand(other))

@@ -87,6 +87,8 @@ def load_trained_model(cfg: TrainConfig, checkpoint, source="the checkpoint"):
     try:
         model.load_state_dict(model_state(checkpoint))
     except (RuntimeError, KeyError, AttributeError) as exc:
+        if isinstance(exc, RuntimeError) and not str(exc).startswith("Error(s) in loading state_dict"):
+            raise                        # not a mismatch (e.g. a CUDA error): keep its own message
         detail = str(exc).replace("\n", " ")
         detail = detail if len(detail) < 300 else detail[:300] + " ..."
         raise ConfigError(f"{source} does not fit PSPNet-{cfg.layers} with width {cfg.width}, {cfg.classes} classes, "
@@ -168,8 +170,17 @@ class Trainer:
             raise ConfigError(f"{cfg.out!r} already holds a run ({self.path}); resume it (--resume), choose another "
                               f"--out, or start it again from scratch (--overwrite)")
         self.train_set = build_dataset(cfg, "train", train_transform(cfg))   # first: a bad path fails fast
+        state = None
+        if resume:
+            state = minipsp.load(self.path)
+            # the checkpoint's own config, with cfg's changes allowed only where they keep it the same run
+            check_resumable(from_dict(state["config"]), cfg)
+            if cfg.iters < state["iteration"]:
+                raise ConfigError(f"config key 'iters': got {cfg.iters}, but the checkpoint is already at iteration "
+                                  f"{state['iteration']}; a resumed run can only go on")
         dataset_classes = getattr(self.train_set, "num_classes", None)
-        if dataset_classes is not None and cfg.classes != dataset_classes:
+        # (not checked on resume: the checkpoint's head is what it is, and check_resumable kept it)
+        if not resume and dataset_classes is not None and cfg.classes != dataset_classes:
             raise ConfigError(f"config key 'classes': got {cfg.classes}, but {cfg.dataset} has {dataset_classes} "
                               f"classes; set classes = {dataset_classes} (or 0, the dataset's own)")
         os.makedirs(cfg.out, exist_ok=True)
@@ -179,16 +190,16 @@ class Trainer:
         self.loader = D.DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                    seed=cfg.seed)
         minipsp.manual_seed(cfg.seed)
-        self.model = build_model(cfg)
+        self.model = build_model(cfg.replace(init="") if resume else cfg)   # resuming: the checkpoint has the weights
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
         self.val_set = None
         self.iteration = 0
         if resume:
-            state = minipsp.load(self.path)
-            # the checkpoint's own config, with cfg's changes allowed only where they keep it the same run
-            check_resumable(from_dict(state["config"]).with_dataset_classes(), cfg)
             self._restore(state)
         else:
+            # a new run (overwrite): nothing of an older run in this folder may be mistaken for this one's
+            if os.path.exists(self.path):
+                os.remove(self.path)
             with open(self.log_path, "w"):
                 pass
         with open(os.path.join(cfg.out, "config.toml"), "w") as f:

@@ -37,6 +37,7 @@ def test_an_array_of_the_other_device_in_arithmetic_names_both_devices():
     with pytest.raises(RuntimeError, match=r"same device; got tensors on cuda \(2, 3\), cpu \(2, 3\)"):
         gpu * np.ones((2, 3), dtype=np.float32)          # no silent host-to-device copy on every call
     assert (cpu + 2.0).device == "cpu" and (cpu + np.float32(2)).dtype == np.float32
+    np.testing.assert_array_equal((cpu * [1, 2, 3]).data, [[1, 2, 3]] * 2)   # a list is a host value
 
 
 def test_confusion_matrix_of_a_gpu_prediction_and_cpu_labels():

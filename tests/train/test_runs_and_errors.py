@@ -15,9 +15,18 @@ import minipsp
 import minipsp.backend
 import minipsp.data as D
 from minipsp.cli import main
-from minipsp.config import DATASET_CLASSES, ConfigError, TrainConfig, from_dict, to_toml
+from minipsp.config import (
+    DATASET_CLASSES,
+    ConfigError,
+    TrainConfig,
+    check_resumable,
+    from_dict,
+    resume_config,
+    to_dict,
+    to_toml,
+)
 from minipsp.optim import poly_lr
-from minipsp.train import Trainer, TrainingDiverged, build_dataset, build_model, read_log, train
+from minipsp.train import Trainer, TrainingDiverged, build_dataset, build_model, param_groups, read_log, train
 
 
 def write_pair(image_path, label_path, label):
@@ -118,6 +127,34 @@ def test_resume_from_python_checks_the_config_too(three_iterations):
     assert train(cfg.replace(iters=4, log_every=2), resume=True)["last"]["iter"] == 4
 
 
+def test_resume_accepts_what_keeps_it_the_same_run(three_iterations, tmp_path, capsys):
+    cfg, out = three_iterations
+    # classes 0 is the dataset's own (10, as saved)
+    resumed = resume_config(minipsp.load(str(out / "checkpoint.mpsp"))["config"], overrides={"classes": 0, "iters": 4})
+    assert resumed.with_dataset_classes().classes == 10 and resumed.iters == 4
+    # a moved dataset folder of the same kind, and a start-from file that is gone, are fine; another kind is not
+    saved = TrainConfig(data="ade20k:/old/place", classes=21, init="pretrained.mpsp")
+    check_resumable(saved, saved.replace(data="ade20k:/new/place", init=""))
+    with pytest.raises(ConfigError, match="'data'"):
+        check_resumable(saved, saved.replace(data="voc:/new/place"))
+    one_line_error(capsys, ["train", "--out", str(out), "--resume", "--iters", "2"],
+                   "'iters': got 2, but the checkpoint is already at iteration 3")
+
+
+def test_a_run_saved_with_the_old_150_class_default_still_resumes(three_iterations):
+    cfg, out = three_iterations
+    old = cfg.replace(classes=150, iters=3, out=str(out / "old"))
+    with pytest.raises(ConfigError, match="got 150, but synthetic has 10"):     # a new run: refused
+        train(old)
+    state = minipsp.load(str(out / "checkpoint.mpsp"))
+    model = build_model(old)
+    state["model"], state["config"] = model.state_dict(), to_dict(old)       # as such a run saved it
+    state["optimizer"] = minipsp.optim.SGD(param_groups(model, old), lr=old.base_lr, momentum=0.9).state_dict()
+    (out / "old").mkdir()
+    minipsp.save(state, str(out / "old" / "checkpoint.mpsp"))
+    assert train(old.replace(iters=4), resume=True)["last"]["iter"] == 4
+
+
 def test_a_new_run_does_not_overwrite_an_old_one_by_mistake(three_iterations, capsys):
     cfg, out = three_iterations
     toml = out.parent / "tiny.toml"
@@ -127,6 +164,12 @@ def test_a_new_run_does_not_overwrite_an_old_one_by_mistake(three_iterations, ca
     assert (out / "checkpoint.mpsp").read_bytes() == before and len(read_log(out)[0]) == 3
     assert main(["train", str(toml), "--out", str(out), "--iters", "1", "--overwrite"]) == 0
     assert len(read_log(out)[0]) == 1
+
+
+def test_overwrite_removes_the_old_checkpoint_at_once(three_iterations):
+    cfg, out = three_iterations
+    Trainer(cfg.replace(seed=7), overwrite=True)             # built, not yet run: the old state is gone
+    assert not (out / "checkpoint.mpsp").exists() and read_log(out) == ([], [])
 
 
 def test_a_log_line_cut_short_by_a_crash_is_skipped(three_iterations):
@@ -175,6 +218,14 @@ def test_files_that_are_not_images_or_checkpoints(checkpoint, tmp_path, capsys):
     one_line_error(capsys, ["predict", str(checkpoint), str(text), "-o", str(tmp_path / "out")],
                    "notes.png", "not an image file")
     one_line_error(capsys, ["eval", str(text)], "cannot read checkpoint", "notes.png")
+
+
+def test_a_damaged_checkpoint(checkpoint, tmp_path, capsys):
+    damaged = tmp_path / "damaged.mpsp"
+    data = bytearray(checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0xFF                               # one flipped byte inside the zip
+    damaged.write_bytes(bytes(data))
+    one_line_error(capsys, ["eval", str(damaged), "--no-progress"], "cannot read checkpoint", "damaged.mpsp")
 
 
 def test_a_checkpoint_of_another_network(checkpoint, capsys):
