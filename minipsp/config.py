@@ -281,8 +281,9 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> Train
 
 
 # What a resumed run may change: how long it runs (the poly schedule stretches to the new `iters`), where
-# and how often it reports, and the device. Anything else would make it a different run than its
-# checkpoint's, while the restored optimiser, loader and random state would silently keep the old one.
+# and how often it reports, and the device (check_resumable also lets the dataset's folder move, and
+# ignores `init`). Anything else would make it a different run than its checkpoint's, while the restored
+# optimiser, loader and random state would silently keep the old one.
 RESUMABLE = frozenset({"iters", "device", "out", "progress", "log_every", "checkpoint_every", "eval_every",
                        "eval_mode", "eval_count", "eval_scales", "eval_flip", "base_size"})
 
@@ -303,7 +304,7 @@ def check_resumable(saved: TrainConfig, cfg: TrainConfig) -> None:
 
     `classes` = 0 means the dataset's own on either side; `data` may point to a moved dataset folder
     as long as the kind (ade20k, voc, ...) stays; `init` does not matter, the checkpoint has the weights."""
-    saved, cfg = (c if c.classes else c.with_dataset_classes() for c in (saved, cfg))
+    saved, cfg = saved.with_dataset_classes(), cfg.with_dataset_classes()
     for key in _FIELDS:
         if key in RESUMABLE or key == "init":
             continue
@@ -311,7 +312,8 @@ def check_resumable(saved: TrainConfig, cfg: TrainConfig) -> None:
             continue
         if getattr(cfg, key) != getattr(saved, key):
             raise ConfigError(f"config key {key!r}: the checkpoint was trained with {getattr(saved, key)!r}, got "
-                              f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))}")
+                              f"{getattr(cfg, key)!r}; a resumed run may change only {', '.join(sorted(RESUMABLE))} "
+                              f"and the dataset's folder")
 
 
 def parse_value(key: str, text: str):
