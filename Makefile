@@ -15,8 +15,9 @@ $(VENV)/.core: pyproject.toml setup.py | $(VENV)/bin/python
 	$(PIP) -e .
 	touch $@
 
+# The mpi extra too, so that the distributed tests (tests/distributed, 2 ranks via mpiexec) run.
 $(VENV)/.test: pyproject.toml setup.py | $(VENV)/bin/python
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,mpi]"
 	touch $(VENV)/.core $@
 
 demo: $(VENV)/.core
