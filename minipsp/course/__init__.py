@@ -39,8 +39,9 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -157,7 +158,7 @@ def run(number: str, answer) -> Result:
             try:
                 what = _call_check(ex, ex.solution())
             except (Mismatch, NotSolved) as error:  # a broken reference solution is a bug of ours: say so loudly
-                raise RuntimeError(f"the reference solution of exercise {number} fails its own check: {error}") from error
+                raise RuntimeError(f"the reference solution of exercise {number} fails its check: {error}") from error
             return Result(number, True, False,
                           f"… Exercise {number} not solved yet; {SOLUTIONS_ENV}=1, so the reference solution was "
                           f"checked instead: {what}")
