@@ -23,8 +23,9 @@ $(VENV)/.test: pyproject.toml setup.py | $(VENV)/bin/python
 demo: $(VENV)/.core
 	$(PY) -m minipsp.demo
 
+# MINIPSP_SOLUTIONS=1: the notebooks' exercise checks, left unsolved, run on the reference solutions.
 test: $(VENV)/.test
-	$(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
+	MINIPSP_SOLUTIONS=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check minipsp kernels tests benchmarks setup.py
