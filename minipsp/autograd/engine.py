@@ -6,12 +6,41 @@
 3. A tensor used twice receives the sum of both contributions (`+=`), before its own node runs.
 4. Leaves that require grad accumulate into `.grad`, as in PyTorch (so call `zero_grad`).
 5. Unless `retain_graph=True`, each node's saved arrays are dropped as soon as it has run.
+
+Two hooks, with torch's names, let data-parallel training (minipsp.nn.parallel) reduce gradients
+without a call by the user: a leaf's post-accumulate-grad hooks run as soon as its `.grad` is final
+for this backward, and callbacks queued during a backward run once when it has finished.
 """
 
 from __future__ import annotations
 
 from minipsp.autograd.grad_mode import no_grad
 from minipsp.backend import get_array_module
+
+_queued_callbacks = []   # run once at the end of the backward in progress
+
+
+def register_post_accumulate_grad_hook(tensor, hook):
+    """hook(tensor) runs each time backward has accumulated `tensor.grad` (a leaf); returns a handle
+    with .remove(). As torch's Tensor.register_post_accumulate_grad_hook."""
+    hooks = tensor.__dict__.setdefault("_post_accumulate_grad_hooks", [])
+    hooks.append(hook)
+    return _RemovableHook(hooks, hook)
+
+
+def queue_callback(callback):
+    """callback() runs once when the backward in progress has finished (torch's
+    Variable._execution_engine.queue_callback); DDP waits there for its last gradient buckets."""
+    _queued_callbacks.append(callback)
+
+
+class _RemovableHook:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
 
 
 def topological_order(root):
@@ -56,6 +85,7 @@ def backward(root, grad=None, retain_graph=False):
                              f"{tuple(root.shape)}; they must match")
 
     grads = {id(root): grad}
+    _queued_callbacks.clear()  # anything left by a backward that failed half-way
     with no_grad():  # backward computes with arrays; nothing here should be recorded
         for tensor in reversed(topological_order(root)):
             dy = grads.pop(id(tensor), None)
@@ -64,6 +94,8 @@ def backward(root, grad=None, retain_graph=False):
             node = tensor._node
             if node is None:  # a leaf
                 tensor.grad = dy.copy() if tensor.grad is None else tensor.grad + dy
+                for hook in tensor.__dict__.get("_post_accumulate_grad_hooks", ()):
+                    hook(tensor)
                 continue
             if node.ctx.freed:
                 raise RuntimeError(
@@ -89,3 +121,5 @@ def backward(root, grad=None, retain_graph=False):
             if not retain_graph:
                 node.ctx.saved = ()
                 node.ctx.freed = True
+        while _queued_callbacks:
+            _queued_callbacks.pop(0)()
