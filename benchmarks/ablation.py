@@ -9,14 +9,17 @@ and is evaluated on the same validation scenes (whole image). The table prints m
 mIoU and pixel accuracy over the seeds, in the paper's layout:
 
 Table 1 (the pyramid):  ResNet-FCN baseline (no PPM) | B1-MAX | B1-AVE | B1236-MAX | B1236-AVE |
-                        B1236-AVE+DR.  "B1236" = bins 1, 2, 3, 6; MAX/AVE = the pooling in the
-                        pyramid; "DR" = dimension reduction: each branch's 1x1 conv reduces to
+                        B1236-MAX+DR | B1236-AVE+DR.  "B1236" = bins 1, 2, 3, 6; MAX/AVE = the pooling in
+                        the pyramid; "DR" = dimension reduction: each branch's 1x1 conv reduces to
                         C / (number of bins) channels (without DR each branch keeps all C).
 Table 2 (deep supervision): aux loss weight 0 vs 0.4 (and any others given), on B1236-AVE+DR.
 
-The paper's numbers (ResNet-50, ADE20K val, mIoU): baseline 37.23, B1-MAX 38.69, B1-AVE 40.07,
-B1236-MAX 39.91, B1236-AVE 40.93, B1236-AVE+DR 41.68; aux weight 0.4 best (Table 2). What this
-script measures is on a toy dataset with a tiny budget: read it as a sanity check of the trends.
+    python -m benchmarks.ablation --seeds 2 --only B1236-MAX+DR --no-table2 \
+        --json benchmarks/results/ablation-129px.json --merge      # add one row to a committed record
+
+The paper's numbers (ResNet-50, ADE20K val) are printed next to ours; they come from minipsp.paper
+(Table 1: baseline 37.23 ... B1236-AVE+DR 41.68 mIoU; Table 2: aux weight 0.4 best). What this script
+measures is on a toy dataset with a tiny budget: read it as a sanity check of the trends.
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ import tempfile
 import time
 
 from minipsp.config import TrainConfig
+from minipsp.paper import TABLE1, TABLE2
 
-PAPER = {"ResNet-FCN": 37.23, "B1-MAX": 38.69, "B1-AVE": 40.07, "B1236-MAX": 39.91, "B1236-AVE": 40.93,
-         "B1236-AVE+DR": 41.68}
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}   # channels of layer4 = 8 * width * expansion
 
 
@@ -44,6 +46,7 @@ def table1_variants(layers, width=64):
         "B1-AVE": dict(bins=(1,), pooling="avg", reduction_dim=c),
         "B1236-MAX": dict(bins=(1, 2, 3, 6), pooling="max", reduction_dim=c),
         "B1236-AVE": dict(bins=(1, 2, 3, 6), pooling="avg", reduction_dim=c),
+        "B1236-MAX+DR": dict(bins=(1, 2, 3, 6), pooling="max", reduction_dim=None),
         "B1236-AVE+DR": dict(bins=(1, 2, 3, 6), pooling="avg", reduction_dim=None),
     }
 
@@ -71,19 +74,43 @@ def mean_std(values):
 
 
 def print_table(title, rows, seeds, paper=None):
-    """rows: name -> list of result dicts (one per seed)."""
+    """rows: name -> list of result dicts (one per seed); paper: name -> minipsp.paper.PaperResult."""
     print(f"\n{title}  (mean +- std over {seeds} seed{'s' if seeds > 1 else ''}, in %)")
     header = f"{'method':<18} {'mIoU':>16} {'pixel acc':>16}"
     if paper:
-        header += f" {'paper mIoU':>11}"
+        header += f" {'paper mIoU / acc':>17}"
     print(header)
     print("-" * len(header))
     for name, results in rows.items():
         line = (f"{name:<18} {mean_std([r['miou'] for r in results]):>16} "
                 f"{mean_std([r['pixel_acc'] for r in results]):>16}")
-        if paper:
-            line += f" {paper.get(name, float('nan')):>11.2f}"
+        if paper and name in paper:
+            line += f" {paper[name].miou:>8.2f} / {paper[name].pixel_acc:.2f}"
         print(line)
+
+
+def table2_paper():
+    """Table 2's rows under this script's names ("aux weight 0.4"); the paper's are on the FCN, ours on B1236-AVE+DR."""
+    return {f"aux weight {alpha:g}": result for alpha, result in TABLE2.items()}
+
+
+def merge_into(path, record):
+    """Add `record`'s runs to the JSON record at `path`, which must have been run with the same budget."""
+    with open(path) as f:
+        old = json.load(f)
+    ignore = ("only", "no_table2", "merge", "aux_weights")  # what may differ between the runs of one record
+    mine = {k: v for k, v in record["budget"].items() if k not in ignore}
+    theirs = {k: v for k, v in old["budget"].items() if k not in ignore}
+    if mine != theirs:
+        diff = {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)}
+        raise SystemExit(f"--merge: {path} was run with another budget (theirs, ours): {diff}")
+    for table in ("table1", "table2"):
+        old[table].update(record[table])
+    order = list(table1_variants(record["budget"]["layers"], record["budget"]["width"]))  # the paper's row order
+    old["table1"] = {name: old["table1"][name] for name in order if name in old["table1"]}
+    old["seconds"] = old["seconds"] + record["seconds"]
+    old.setdefault("merged", []).append({"only": record["budget"]["only"], "seconds": record["seconds"]})
+    return old
 
 
 def main(argv=None):
@@ -106,7 +133,15 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--json", default=None, help="also write the budget and every run's result to this file")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these runs to the --json file's (same budget) instead of replacing it")
     args = parser.parse_args(argv)
+    known = list(table1_variants(args.layers, args.width))
+    unknown = sorted(set(args.only or ()) - set(known))
+    if unknown:
+        parser.error(f"--only: unknown variants {unknown}; the variants are {known}")
+    if args.merge and not (args.json and os.path.exists(args.json)):
+        parser.error(f"--merge needs --json naming an existing record, got {args.json!r}")
     if args.quick:
         args.train_images, args.val_images = min(args.train_images, 128), min(args.val_images, 16)
 
@@ -142,9 +177,10 @@ def main(argv=None):
             print(f"  seed {seed}  {name:<14} mIoU {100 * result['miou']:6.2f}  pixel acc "
                   f"{100 * result['pixel_acc']:6.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    print_table("Table 1: pyramid pooling settings", table1, args.seeds, paper=PAPER)
+    print_table("Table 1: pyramid pooling settings", table1, args.seeds, paper=TABLE1)
     if table2:
-        print_table("Table 2: auxiliary loss weight (B1236-AVE+DR)", table2, args.seeds)
+        print_table("Table 2: auxiliary loss weight (ours on B1236-AVE+DR, the paper's on the FCN)", table2,
+                    args.seeds, paper=table2_paper())
     total = time.perf_counter() - start
     print(f"\ntotal time {total:.0f} s; runs in {root}")
     if args.json:
@@ -153,6 +189,8 @@ def main(argv=None):
                   "seconds": round(total),
                   "table1": {name: [{k: r[k] for k in keep} for r in runs] for name, runs in table1.items()},
                   "table2": {name: [{k: r[k] for k in keep} for r in runs] for name, runs in table2.items()}}
+        if args.merge:
+            record = merge_into(args.json, record)
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)
     return table1, table2
