@@ -157,16 +157,21 @@ def evaluate(model, dataset, num_classes, mode="whole", crop_size=473, scales=MU
 
     Returns SegmentationMetrics' dict: pixel_acc, mean_acc, iou (per class), miou. `count` > 0 uses
     only the first `count` images. The model is put in eval mode and restored afterwards.
+    Under mpiexec (minipsp.distributed initialised), rank r of R takes images r, r + R, ... and the
+    confusion matrices are summed over ranks: every rank returns the single-process result, exactly.
     """
     from tqdm import tqdm
 
+    from minipsp import distributed
+
+    rank, world = distributed.rank_and_world()
     device = _model_device(model)
     metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
     n = len(dataset) if count <= 0 else min(count, len(dataset))
     was_training = model.training
     model.eval()
     try:
-        bar = tqdm(range(n), desc=f"eval {mode}", disable=not progress, leave=False)
+        bar = tqdm(range(rank, n, world), desc=f"eval {mode}", disable=not progress or rank != 0, leave=False)
         for i in bar:
             image, label = dataset[i]
             image = minipsp.Tensor(_as_numpy(image).astype(np.float32)).to(device).data
@@ -177,4 +182,6 @@ def evaluate(model, dataset, num_classes, mode="whole", crop_size=473, scales=MU
                 bar.set_postfix(miou=f"{metrics.compute()['miou']:.3f}")
     finally:
         model.train(was_training)
+    if world > 1:
+        distributed.all_reduce(metrics.confusion)      # int64 counts: the sum is exact
     return metrics.compute()
