@@ -10,6 +10,7 @@
 
 The CLI only parses; the work is in minipsp.train, minipsp.evaluate, minipsp.predict and minipsp.plot.
 A bad setting or a missing path prints one line, `minipsp: error: ...`, and exits with status 2.
+Ctrl-C and SIGTERM print one line too (which checkpoint is left) and exit with 130 and 143.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _overrides(args) -> dict:
 
 
 def _need_file(path, what):
+    if os.path.isdir(path):
+        raise CLIError(f"{what} {path!r} is a directory; expected a file")
     if not os.path.isfile(path):
         raise CLIError(f"{what} {path!r} does not exist")
 
@@ -79,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a PSPNet (defaults: the paper's recipe)")
     p.add_argument("config", nargs="?", help="a TOML (or JSON) config file")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint, with its saved config (only iters, device, "
-                        "out and the logging and evaluation settings may change)")
+                   help="continue the run in --out from its checkpoint, with its saved config (only iters, --lr, "
+                        "device, out and the logging and evaluation settings may change; a new --lr is logged)")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a checkpoint: mIoU, mean accuracy, pixel accuracy")
     p.add_argument("checkpoint")
     p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default=None)
-    p.add_argument("--count", type=int, default=None, help="evaluate only the first COUNT images")
+    p.add_argument("--count", type=int, default=None, help="evaluate only the first COUNT images (0: all)")
     p.add_argument("--flip", action="store_true",
                    help="whole and slide also average with the mirrored image, as semseg's test tool always does "
                         "(multiscale flips unless eval_flip = false)")
@@ -98,13 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="segment image files: palette PNG and overlay PNG per image")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--output", default="predictions", help="output folder")
+    p.add_argument("-o", "--output", default="predictions",
+                   help="output folder: NAME_pred.png and NAME_overlay.png per image, NAME the file name without "
+                        "its extension; images that share a name keep it apart with their extension and, if "
+                        "needed, their folders (a/x.jpg b/x.png -> x_jpg_pred.png, x_png_pred.png)")
     p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default="whole")
     _add_overrides(p, keys={"layers", "classes", "crop_size", "device"})
 
     p = sub.add_parser("plot", help="loss, LR and mIoU curves and a grid of predictions, as PNG")
     p.add_argument("run_dir")
-    p.add_argument("--count", type=int, default=6, help="validation images in the prediction grid")
+    p.add_argument("--count", type=int, default=6, help="validation images in the prediction grid (0: none)")
 
     sub.add_parser("info", help="versions, kernel variants and CUDA availability")
     return parser
@@ -129,15 +135,20 @@ def cmd_train(args):
 
     if args.config is not None:
         _need_file(args.config, "config file")
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite contradict each other: --resume continues the run in --out, "
+                       "--overwrite starts it again from scratch; pass one of them")
     overrides = _overrides(args)
     if args.no_progress:
         overrides["progress"] = False
     cfg = load_config(args.config, overrides)
     if args.resume:
         # the run's own config, from its checkpoint; the file and the flags may change only what RESUMABLE allows
+        from minipsp.run_folder import read_training_checkpoint
+
         path = os.path.join(cfg.out, "checkpoint.mpsp")
         _need_file(path, "cannot resume: checkpoint")
-        saved, _ = load_checkpoint_config(path, {})
+        saved = from_dict(read_training_checkpoint(path)["config"]).with_dataset_classes()
         cfg = resume_config(to_dict(saved), args.config, overrides)
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     last = summary["last"]
@@ -156,6 +167,7 @@ def cmd_eval(args):
     from minipsp.evaluate import evaluate
     from minipsp.train import build_dataset, load_trained_model, val_transform
 
+    _need_count(args.count)
     cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))
     model = load_trained_model(cfg, state, source=f"checkpoint {args.checkpoint!r}")
     dataset = build_dataset(cfg, "val", val_transform())
@@ -180,10 +192,16 @@ def cmd_predict(args):
 def cmd_plot(args):
     from minipsp.plot import plot_run
 
+    _need_count(args.count)
     if not os.path.isdir(args.run_dir):
         raise CLIError(f"run directory {args.run_dir!r} does not exist")
     for written in plot_run(args.run_dir, count=args.count):
         print(written)
+
+
+def _need_count(count):
+    if count is not None and count < 0:
+        raise CLIError(f"--count: got {count}, expected a number of images >= 0")
 
 
 def cmd_info(args):
@@ -238,21 +256,42 @@ def info() -> str:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "plot": cmd_plot, "info": cmd_info}
 
 
-def main(argv=None) -> int:
-    """Entry point of the `minipsp` console script; returns the exit status."""
-    from minipsp.backend import CudaUnavailableError
-    from minipsp.data.readers import DatasetError
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line each, like the errors (not Python's two lines with the source)."""
+    print(f"minipsp: warning: {message}", file=sys.stderr if file is None else file)
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+
+def main(argv=None) -> int:
+    """Entry point of the `minipsp` console script; returns the exit status.
+
+    SIGTERM (a scheduler's "stop") is handled like Ctrl-C: one line, status 128 + signal (143, 130)."""
+    import warnings
+
+    from minipsp.run_folder import sigterm_as_interrupt
+
+    with sigterm_as_interrupt(), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _run(argv) -> int:
     try:
+        # the imports are inside: Ctrl-C while they load (start-up) is one line too
+        from minipsp.backend import CudaUnavailableError
+        from minipsp.data.readers import DatasetError
+
+        parser = build_parser()
+        args = parser.parse_args(argv)
         COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:      # first: the clauses below name classes the import may not have reached
+        signum, where = getattr(exc, "signum", 2), getattr(exc, "where", "")
+        what = "interrupted" if signum == 2 else f"stopped by signal {signum} (SIGTERM)" if signum == 15 else \
+            f"stopped by signal {signum}"
+        print(f"minipsp: {what}" + (f" {where}" if where else ""), file=sys.stderr)
+        return 128 + signum
     except (ConfigError, CLIError, FileNotFoundError, DatasetError, CudaUnavailableError) as exc:
         print(f"minipsp: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("minipsp: interrupted", file=sys.stderr)
-        return 130
     except RuntimeError as exc:
         from minipsp.train import TrainingDiverged
 

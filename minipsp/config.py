@@ -281,11 +281,13 @@ def load_config(path: str | None = None, overrides: dict | None = None) -> Train
 
 
 # What a resumed run may change: how long it runs (the poly schedule stretches to the new `iters`), where
-# and how often it reports, and the device (check_resumable also lets the dataset's folder move, and
-# ignores `init`). Anything else would make it a different run than its checkpoint's, while the restored
-# optimiser, loader and random state would silently keep the old one.
+# and how often it reports, the device, and the learning rate (`base_lr`: after a NaN stop, resume with a
+# lower one, as semseg lets a user do; the trainer scales every group's rate and logs the change).
+# check_resumable also lets the dataset's folder move, and ignores `init`. Anything else would make it a
+# different run than its checkpoint's, while the restored optimiser, loader and random state would
+# silently keep the old one.
 RESUMABLE = frozenset({"iters", "device", "out", "progress", "log_every", "checkpoint_every", "eval_every",
-                       "eval_mode", "eval_count", "eval_scales", "eval_flip", "base_size"})
+                       "eval_mode", "eval_count", "eval_scales", "eval_flip", "base_size", "base_lr"})
 
 
 def resume_config(saved: dict, path: str | None = None, overrides: dict | None = None) -> TrainConfig:

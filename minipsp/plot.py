@@ -94,16 +94,21 @@ def plot_predictions(model, dataset, palette, count=6, path="predictions.png", m
 
 
 def plot_run(run_dir: str, count: int = 6) -> list:
-    """curves.png, and predictions.png when the run has a checkpoint; returns the paths written."""
-    import minipsp
+    """curves.png, and predictions.png when the run has a checkpoint; returns the paths written.
+
+    A checkpoint that is damaged or not a training checkpoint raises one ConfigError (curves.png is
+    written before)."""
     from minipsp.config import from_dict
     from minipsp.predict import palette_for
+    from minipsp.run_folder import read_training_checkpoint
     from minipsp.train import CHECKPOINT, build_dataset, build_model, val_transform
 
+    if count < 0:
+        raise ValueError(f"plot_run: count must be >= 0 (validation images in the grid); got {count}")
     written = [plot_curves(run_dir)]
     checkpoint = os.path.join(run_dir, CHECKPOINT)
     if count > 0 and os.path.exists(checkpoint):
-        state = minipsp.load(checkpoint)
+        state = read_training_checkpoint(checkpoint)
         cfg = from_dict(state["config"])
         model = build_model(cfg.replace(init=""))
         model.load_state_dict(state["model"])

@@ -4,6 +4,9 @@
     # out/street_pred.png     one byte per pixel (the class), with a colour palette: opens as a picture
     # out/street_overlay.png  the photo with the class colours blended over it (alpha 0.5)
 
+Inputs that share a name get names that keep them apart (output_names): a/x.jpg and b/x.png give
+x_jpg_pred.png and x_png_pred.png; a/x.jpg and b/x.jpg give a_x_jpg_pred.png and b_x_jpg_pred.png.
+
 Images are read with Pillow as RGB, normalised with the ImageNet mean and std (0..255 scale, as in
 training) and segmented with `minipsp.evaluate.predict_probs` (whole image, sliding window or multi-scale).
 """
@@ -17,6 +20,7 @@ from PIL import Image
 
 import minipsp
 from minipsp.backend import to_numpy
+from minipsp.config import ConfigError
 from minipsp.evaluate import predict_probs
 
 
@@ -46,11 +50,34 @@ def palette_for(cfg) -> np.ndarray:
 
 
 def load_image(path: str) -> np.ndarray:
-    """An RGB image as (H, W, 3) uint8."""
-    from minipsp.data.readers import open_image
+    """An RGB image as (H, W, 3) uint8 (16-bit grey scaled to 0..255; see minipsp.data.images)."""
+    from minipsp.data.images import read_rgb
 
-    with open_image(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return read_rgb(path)
+
+
+def output_names(paths) -> list:
+    """A distinct NAME for each input path, for NAME_pred.png and NAME_overlay.png.
+
+    NAME is the file name without its extension; where inputs share one, the extension is kept
+    (x_jpg, x_png), then the parent folders too (a_x_jpg, b_x_jpg), and a number as the last resort
+    (the same file given twice)."""
+    def name(path, parents, extension):
+        stem, ext = os.path.splitext(os.path.basename(path))
+        parts = os.path.normpath(os.path.abspath(path)).split(os.sep)[-1 - parents:-1] if parents else []
+        return "_".join([p for p in parts if p] + [stem + (("_" + ext.lstrip(".")) if extension and ext else "")])
+
+    names = [name(p, 0, False) for p in paths]
+    for parents, extension in ((0, True), (1, True), (2, True), (3, True)):
+        # a name shared by different files (the same file given twice only gets a number below)
+        clashes = {n for n in names if len({os.path.abspath(p) for p, m in zip(paths, names) if m == n}) > 1}
+        names = [name(p, parents, extension) if n in clashes else n for p, n in zip(paths, names)]
+    seen = {}
+    unique = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return unique
 
 
 def normalize(rgb: np.ndarray) -> np.ndarray:
@@ -91,11 +118,15 @@ def predict_files(cfg, checkpoint_state, paths, out_dir, mode="whole"):
     cfg = cfg.with_dataset_classes()
     model = load_trained_model(cfg, checkpoint_state)
     palette = palette_for(cfg)
-    os.makedirs(out_dir, exist_ok=True)
-    for path in paths:
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"-o/--output {out_dir!r} is a file; expected a folder for the predictions")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"-o/--output {out_dir!r}: cannot create the folder ({exc.strerror or exc})") from None
+    for path, stem in zip(paths, output_names(paths)):
         rgb = load_image(path)
         pred = segment(model, rgb, cfg.classes, mode=mode, crop_size=cfg.crop_size, device=cfg.device)
-        stem = os.path.splitext(os.path.basename(path))[0]
         pred_path = os.path.join(out_dir, f"{stem}_pred.png")
         overlay_path = os.path.join(out_dir, f"{stem}_overlay.png")
         palette_image(pred, palette).save(pred_path)

@@ -19,10 +19,17 @@ The run directory `cfg.out` holds
                        (written atomically every checkpoint_every iterations and at the end)
 Resuming (`train(cfg, resume=True)`) reloads checkpoint.mpsp and continues; because every source of
 randomness is restored, the loss trace is the one an uninterrupted run would have written. `cfg` must
-be the checkpoint's config, changed at most in config.RESUMABLE (iters, device, out, logging and
+be the checkpoint's config, changed at most in config.RESUMABLE (iters, base_lr, device, out, logging and
 evaluation); `config.resume_config(saved, overrides=...)` builds one from the saved config.
 A NaN or inf loss stops the run (TrainingDiverged, naming the iteration) before the step that would
-spoil the weights; the checkpoint on disk is the last good one.
+spoil the weights; the checkpoint on disk is the last good one, and a resume may lower the learning
+rate (`base_lr` is resumable: the change is logged as {"iter", "change": {"base_lr": [old, new]}}).
+
+The run directory is locked while a Trainer uses it (minipsp.run_folder: a second run on it is refused
+with the holder's PID) and stale temporary checkpoint files of a killed run are removed. Ctrl-C and
+SIGTERM stop the run as an Interrupted error that says which checkpoint is left; a disk that fills up
+is a RunFolderError and the previous checkpoint stays intact. A config whose training step cannot fit
+in memory is refused before anything is allocated (minipsp.memory).
 """
 
 from __future__ import annotations
@@ -30,13 +37,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
+import warnings
+import zipfile
 
 import numpy as np
 
 import minipsp
 import minipsp.random
 from minipsp import data as D
+from minipsp import distributed, memory, run_folder
 from minipsp.config import ConfigError, TrainConfig, check_resumable, from_dict, to_dict, to_toml
 from minipsp.data import transforms as T
 from minipsp.models import PSPNet
@@ -58,12 +69,49 @@ def build_model(cfg: TrainConfig):
                   use_ppm=cfg.use_ppm, pooling=cfg.pooling, reduction_dim=cfg.reduction_dim,
                   dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem,
                   width=cfg.width)
+    memory.check_model_fits(cfg)          # --width 100000000 is refused here, not by the OOM killer
     model = PSPNet(**kwargs)
     if cfg.init:
-        if not os.path.exists(cfg.init):
-            raise ConfigError(f"config key 'init': got {cfg.init!r}, expected an existing checkpoint file")
-        model.load_state_dict(model_state(minipsp.load(cfg.init)), strict=False)
+        load_init(model, cfg)
     return model.to(cfg.device)
+
+
+def load_init(model, cfg: TrainConfig) -> tuple:
+    """Load the start-from checkpoint `cfg.init` into `model` where names and shapes match.
+
+    Returns (tensors loaded, tensors of the model). A file that is not a checkpoint, one whose tensors
+    have other shapes (another width, depth or number of classes), or one none of whose names match
+    the model's (another network) raises ConfigError; a partial match warns with the counts."""
+    path = cfg.init
+    if os.path.isdir(path):
+        raise ConfigError(f"config key 'init': got {path!r}, a directory; expected a checkpoint file (.pth or .mpsp)")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config key 'init': got {path!r}, expected an existing checkpoint file")
+    try:
+        state = model_state(minipsp.load(path))
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, AttributeError, RecursionError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config key 'init': cannot read checkpoint {path!r}: {detail}") from None
+    own = model.state_dict()
+    shared = [k for k in own if k in state]
+    if not shared:
+        raise ConfigError(f"config key 'init': none of the {len(state)} tensors of {path!r} (e.g. "
+                          f"{next(iter(state), '-')!r}) is named like one of PSPNet-{cfg.layers}'s {len(own)} (e.g. "
+                          f"{next(iter(own))!r}); expected a checkpoint of this network (minipsp or semseg)")
+    misshaped = [k for k in shared if tuple(np.shape(state[k])) != tuple(own[k].shape)]
+    if misshaped:
+        k = misshaped[0]
+        raise ConfigError(f"config key 'init': {len(misshaped)} tensors of {path!r} have other shapes than PSPNet-"
+                          f"{cfg.layers} at width {cfg.width} with {cfg.classes} classes (e.g. {k}: "
+                          f"{tuple(np.shape(state[k]))} vs {tuple(own[k].shape)}); pass the settings it was "
+                          "trained with (--width, --layers, --classes)")
+    model.load_state_dict({k: state[k] for k in shared}, strict=False)
+    if len(shared) < len(own):
+        warnings.warn(f"init: loaded {len(shared)} of the model's {len(own)} tensors from {path}; the other "
+                      f"{len(own) - len(shared)} (e.g. {next(k for k in own if k not in state)}) keep their "
+                      "random start", stacklevel=2)
+    return len(shared), len(own)
 
 
 def model_state(checkpoint):
@@ -136,7 +184,9 @@ def build_dataset(cfg: TrainConfig, split: str, transform):
     list_file = parts[2] if split == "train" else parts[3]
     if not os.path.isfile(list_file):
         raise ConfigError(f"config key 'data': the list file {list_file!r} does not exist")
-    return D.SemsegList(root, list_file, transform=transform)
+    # every label read is checked against the classes (a 50 among 10 classes is an error naming the file)
+    return D.SemsegList(root, list_file, transform=transform, num_classes=cfg.with_dataset_classes().classes,
+                        ignore_index=cfg.ignore_index)
 
 
 def param_groups(model, cfg: TrainConfig):
@@ -159,20 +209,35 @@ class Trainer:
     """Owns the model, optimiser, scheduler, loader and run directory of one training run."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False):
+        if resume and overwrite:
+            raise ConfigError("resume (--resume) and overwrite (--overwrite) contradict each other: continue the run "
+                              "in --out, or start it again from scratch; pass one of them")
+        if resume and not os.path.exists(os.path.join(cfg.out, CHECKPOINT)):
+            raise ConfigError(f"cannot resume: no checkpoint at {os.path.join(cfg.out, CHECKPOINT)!r}")
+        # made, locked against a second run (on rank 0, which writes), stale temporary files removed
+        self.folder = run_folder.RunFolder(cfg.out).open(lock=distributed.is_main_process())
+        try:
+            self._build(cfg, resume, overwrite)
+        except BaseException:
+            self.folder.close(discard=True)
+            raise
+
+    def _build(self, cfg: TrainConfig, resume: bool, overwrite: bool):
         self.cfg = cfg = cfg.with_dataset_classes()
         if cfg.device == "cuda":
             minipsp.backend.require_cuda()
+        memory.check_training_fits(cfg)       # before the dataset and the model allocate anything
         self.path = os.path.join(cfg.out, CHECKPOINT)
         self.log_path = os.path.join(cfg.out, "log.jsonl")
-        if resume and not os.path.exists(self.path):
-            raise ConfigError(f"cannot resume: no checkpoint at {self.path!r}")
+        self.resumed, self.saved_iteration = resume, None
+        self.labelled_batches = self.batches = 0
         if not resume and not overwrite and os.path.exists(self.path):
             raise ConfigError(f"{cfg.out!r} already holds a run ({self.path}); resume it (--resume), choose another "
                               f"--out, or start it again from scratch (--overwrite)")
         self.train_set = build_dataset(cfg, "train", train_transform(cfg))   # first: a bad path fails fast
         state = None
         if resume:
-            state = minipsp.load(self.path)
+            state = run_folder.read_training_checkpoint(self.path)
             # the checkpoint's own config, with cfg's changes allowed only where they keep it the same run
             check_resumable(from_dict(state["config"]), cfg)
             if cfg.iters < state["iteration"]:
@@ -223,15 +288,31 @@ class Trainer:
             array = minipsp.backend.to_numpy(value)
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise TrainingDiverged(f"{name} is not finite at iteration {self.iteration}; training stopped and "
-                                       f"this state was not saved. The last good checkpoint is {self.path} "
-                                       f"(try a lower base_lr)")
-        minipsp.save(state, self.path)
+                                       f"this state was not saved. The last good checkpoint is {self.path}; "
+                                       f"{self._lower_lr_advice()}")
+        try:
+            minipsp.save(state, self.path)
+        except OSError as exc:       # disk full, quota, folder removed: minipsp.save leaves the old file whole
+            kept = (f"the previous checkpoint (iteration {self.saved_iteration}) is intact" if self.saved_iteration
+                    is not None else "no checkpoint was written before")
+            raise run_folder.RunFolderError(f"cannot write the checkpoint {self.path} at iteration {self.iteration} "
+                                            f"({exc.strerror or exc}); {kept}") from None
+        self.saved_iteration = self.iteration
+
+    def _lower_lr_advice(self) -> str:
+        lower = self.cfg.base_lr / 10
+        return (f"resume from it with a lower learning rate: minipsp train --out {self.cfg.out} --resume --lr "
+                f"{lower:g}")
 
     def _restore(self, state):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         # The schedule runs to this run's iters: a resumed run may be longer or shorter than the saved one.
-        self.scheduler.load_state_dict({**state["scheduler"], "max_iter": self.cfg.iters})
+        # A new base_lr (after a NaN stop, say) scales every group's base rate; the poly decay goes on.
+        saved_lr = from_dict(state["config"]).base_lr
+        scale = self.cfg.base_lr / saved_lr
+        self.scheduler.load_state_dict({**state["scheduler"], "max_iter": self.cfg.iters,
+                                        "base_lrs": [lr * scale for lr in state["scheduler"]["base_lrs"]]})
         self.loader.load_state_dict(state["loader"])
         minipsp.random.set_rng_state(state["rng"])
         self.iteration = state["iteration"]
@@ -242,10 +323,17 @@ class Trainer:
                 kept = [line for line, record in _parsed_lines(f) if record["iter"] <= self.iteration]
         with open(self.log_path, "w") as f:
             f.writelines(kept)
+        self.saved_iteration = self.iteration
+        if saved_lr != self.cfg.base_lr:
+            self._log({"iter": self.iteration, "change": {"base_lr": [saved_lr, self.cfg.base_lr]}})
 
     def _log(self, record):
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise run_folder.RunFolderError(f"cannot write the log {self.log_path} at iteration {self.iteration} "
+                                            f"({exc.strerror or exc})") from None
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self):
@@ -261,9 +349,23 @@ class Trainer:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in result.items()}
 
     # -- training --------------------------------------------------------------------------------
+    def _check_labelled(self, labels):
+        """Count the batches with at least one labelled pixel; warn at the first without any.
+
+        A batch whose every pixel is ignore_index has loss 0 and teaches nothing: labels that were not
+        mapped to 0..K-1 (all above the classes) look exactly like that, a whole run long."""
+        self.batches += 1
+        if bool((np.asarray(labels) != self.cfg.ignore_index).any()):
+            self.labelled_batches += 1
+        elif self.batches - self.labelled_batches == 1:
+            warnings.warn(f"iteration {self.iteration + 1}: no pixel of this batch is labelled (all are "
+                          f"{self.cfg.ignore_index}, ignore), so its loss is 0; are the labels' values classes "
+                          f"0..{self.cfg.classes - 1}?", stacklevel=2)
+
     def step(self, images, labels) -> dict:
         """One iteration on a batch: forward, both losses, backward, SGD step, LR for the next one."""
         cfg = self.cfg
+        self._check_labelled(labels)
         x = minipsp.tensor(images, device=cfg.device)
         y = minipsp.tensor(labels, device=cfg.device)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -272,7 +374,7 @@ class Trainer:
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(f"the loss is {value} at iteration {self.iteration + 1}; training stopped. "
-                                   f"The last good checkpoint is {self.path} (try a lower base_lr)")
+                                   f"The last good checkpoint is {self.path}; {self._lower_lr_advice()}")
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -286,6 +388,8 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.cfg
+        if self.resumed and self.iteration >= cfg.iters:
+            return self._finished()
         self.model.train()
         bar = tqdm(total=cfg.iters, initial=self.iteration, desc="train", disable=not cfg.progress,
                    dynamic_ncols=True)
@@ -308,13 +412,44 @@ class Trainer:
                         break
                     if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                         self.save()
+            if self.batches and not self.labelled_batches:
+                raise D.DatasetError(f"no training batch of iterations {start_iter + 1}..{self.iteration} had a "
+                                     f"labelled pixel (all were {cfg.ignore_index}, ignore), so nothing was learned; "
+                                     f"the labels' values must be classes 0..{cfg.classes - 1} (ADE20K's 1..150 map "
+                                     "to 0..149, anything above to ignore)")
+            self.save()
+            if cfg.eval_every:
+                result = self.evaluate()
+                self._log({"iter": self.iteration, "eval": result})
+        except KeyboardInterrupt as exc:
+            raise run_folder.Interrupted(getattr(exc, "signum", 2), self._interrupted_where()) from None
         finally:
             bar.close()
-        self.save()
-        if cfg.eval_every:
-            result = self.evaluate()
-            self._log({"iter": self.iteration, "eval": result})
+            self.close()
         return {"last": record, "eval": result, "checkpoint": self.path}
+
+    def _interrupted_where(self) -> str:
+        if self.saved_iteration is None:
+            return f"at iteration {self.iteration} of {self.cfg.iters}; no checkpoint was written yet"
+        return (f"at iteration {self.iteration} of {self.cfg.iters}; {self.path} holds iteration "
+                f"{self.saved_iteration}: continue with minipsp train --out {self.cfg.out} --resume")
+
+    def _finished(self) -> dict:
+        """A resumed run that is already at cfg.iters: nothing to train, and its final evaluation is the
+        one in the log (run only if it is missing there), so log.jsonl gets no duplicate."""
+        try:
+            records, evals = read_log(self.cfg.out)
+            result = next((e["eval"] for e in reversed(evals) if e["iter"] == self.iteration), None)
+            if result is None and self.cfg.eval_every:
+                result = self.evaluate()
+                self._log({"iter": self.iteration, "eval": result})
+        finally:
+            self.close()
+        return {"last": records[-1] if records else {}, "eval": result, "checkpoint": self.path}
+
+    def close(self):
+        """Release the run folder's lock (run() does it when it ends)."""
+        self.folder.close()
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:

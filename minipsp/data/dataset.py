@@ -20,6 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 
+class DatasetError(ValueError):
+    """A dataset's files are not what they should be: the message names the file and what is wrong."""
+
+
 class Dataset:
     """Base class: subclasses implement `__len__` and `load(index) -> (image, label)`.
 

@@ -11,7 +11,10 @@ with Pillow, with labels already mapped to training ids (0..K-1, and 255 = ignor
     Cityscapes(root, split="train")      leftImg8bit + gtFine *_labelIds.png -> the 19 train ids
     SemsegList(data_root, list_file)     lines "image_path label_path", relative to data_root
 
-A missing folder or file raises FileNotFoundError naming the path and the layout that was expected.
+A missing folder or file raises FileNotFoundError naming the path and the layout that was expected;
+a file that is not a readable image (truncated, a decompression bomb, a float TIFF) or a label value
+that is not a class of the dataset raises DatasetError naming the file (and the value) when the sample
+is read (minipsp.data.images says what is converted and what is refused).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from minipsp.data.dataset import Dataset
+from minipsp.data import images
+from minipsp.data.dataset import Dataset, DatasetError
 
 IGNORE = 255
 
@@ -41,37 +44,20 @@ CITYSCAPES_LABEL_MAP = label_table({7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 
                                     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18})
 
 
-class DatasetError(ValueError):
-    """A dataset's files are not what they should be: the message names the file and what is wrong."""
-
-
-def open_image(path):
-    """Image.open, with a DatasetError naming the file when Pillow cannot read it."""
-    try:
-        return Image.open(path)
-    except (OSError, SyntaxError) as exc:    # PIL.UnidentifiedImageError is an OSError
-        raise DatasetError(f"{path} is not an image file Pillow can read ({exc})") from None
+open_image = images.open_image     # a decoded PIL image, or DatasetError naming the file
 
 
 def read_image(path) -> np.ndarray:
-    """An image file -> (H, W, 3) float32 RGB in 0..255 (grey and palette images are converted)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    with open_image(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32)
+    """An image file -> (H, W, 3) float32 RGB in 0..255 (grey, palette and 16-bit grey are converted)."""
+    return images.read_rgb(path).astype(np.float32)
 
 
 def read_label(path, label_map=None) -> np.ndarray:
-    """A single-channel label PNG (grey or palette indices) -> (H, W) int64, through `label_map`."""
+    """A single-channel label PNG (grey or palette indices, 8 or 16 bits) -> (H, W) int64, through `label_map`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    with open_image(path) as img:
-        if img.mode not in ("L", "P", "I", "I;16"):
-            raise DatasetError(f"label {path} is a {img.mode} image; expected a single-channel PNG of class "
-                             "indices (mode L or P), not a colour rendering")
-        label = np.asarray(img).astype(np.int64)
+    label = images.read_label_values(path)
     if label_map is not None:
         if label.max() >= len(label_map):
             raise DatasetError(f"label {path} holds value {label.max()}, beyond the {len(label_map)}-entry label map")
@@ -79,10 +65,25 @@ def read_label(path, label_map=None) -> np.ndarray:
     return label
 
 
+def check_label_values(label, path, num_classes, ignore_index=IGNORE):
+    """Raise DatasetError when `label` holds a value that is neither a class (0..K-1) nor ignore_index."""
+    bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise DatasetError(f"label {path} holds value {label[row, column]} (row {row}, column {column}), but the "
+                           f"dataset has {num_classes} classes: expected 0..{num_classes - 1} or {ignore_index} "
+                           "(ignore); wrong --classes, or labels not mapped to train ids?")
+
+
 class SegmentationFiles(Dataset):
-    """A list of (image path, label path) pairs, read on demand; the readers below fill the list."""
+    """A list of (image path, label path) pairs, read on demand; the readers below fill the list.
+
+    Each label read is checked against `num_classes` (when known): a value that is neither a class nor
+    `ignore_index` is an error naming the file, not a crash later in the loss or the metrics."""
 
     label_map = None
+    num_classes = None
+    ignore_index = IGNORE
 
     def __init__(self, pairs, transform=None, label_map=None, source="the list"):
         self.pairs = list(pairs)
@@ -101,6 +102,8 @@ class SegmentationFiles(Dataset):
         if image.shape[:2] != label.shape:
             raise DatasetError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
                              f"{label_path} is {label.shape[1]}x{label.shape[0]}")
+        if self.num_classes is not None:
+            check_label_values(label, label_path, self.num_classes, self.ignore_index)
         return image, label
 
     def __repr__(self):
@@ -222,10 +225,13 @@ class SemsegList(SegmentationFiles):
 
     Each line of `list_file` is "image_path label_path", relative to `data_root` (e.g. semseg's
     dataset/ade20k/list/training.txt). Labels are read as stored; pass `label_map` (a 256-entry
-    table such as ADE20K_LABEL_MAP) when they still need mapping to train ids.
+    table such as ADE20K_LABEL_MAP) when they still need mapping to train ids, and `num_classes` to
+    have every label checked against it (values 0..num_classes-1 or ignore_index) as it is read.
     """
 
-    def __init__(self, data_root, list_file, transform=None, label_map=None):
+    def __init__(self, data_root, list_file, transform=None, label_map=None, num_classes=None,
+                 ignore_index=IGNORE):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
         data_root = Path(data_root)
         _require_dir(data_root, "  data_root/ holding the paths named in the list file")
         list_file = Path(list_file)

@@ -115,15 +115,15 @@ def test_resume_takes_the_checkpoints_config_and_stretches_the_schedule(three_it
 
 def test_resume_refuses_a_different_model_or_recipe(three_iterations, capsys):
     _, out = three_iterations
-    one_line_error(capsys, ["train", "--out", str(out), "--resume", "--lr", "0.5"],
-                   "'base_lr'", "checkpoint was trained with 0.01", "got 0.5")
+    one_line_error(capsys, ["train", "--out", str(out), "--resume", "--set", "momentum=0.5"],
+                   "'momentum'", "checkpoint was trained with 0.9", "got 0.5")
     one_line_error(capsys, ["train", "--out", str(out), "--resume", "--layers", "34"], "'layers'")
 
 
 def test_resume_from_python_checks_the_config_too(three_iterations):
     cfg, _ = three_iterations
-    with pytest.raises(ConfigError, match="'base_lr': the checkpoint was trained with 0.01, got 0.5"):
-        train(cfg.replace(base_lr=0.5, iters=4), resume=True)
+    with pytest.raises(ConfigError, match="'weight_decay': the checkpoint was trained with 0.0001, got 0.5"):
+        train(cfg.replace(weight_decay=0.5, iters=4), resume=True)
     assert train(cfg.replace(iters=4, log_every=2), resume=True)["last"]["iter"] == 4
 
 
