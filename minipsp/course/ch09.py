@@ -1,9 +1,9 @@
 """Chapter 09 (training): the checks of its exercises. The truth is minipsp.optim (PyTorch's formulas).
 
-9.1 poly_lr(base_lr, iteration, max_iter, power): the poly schedule, checked against minipsp.optim.PolyLR.
-9.2 sgd_step(p, g, buf, lr, momentum, weight_decay) -> (p, buf): one step of SGD with momentum and weight
+9.1 sgd_step(p, g, buf, lr, momentum, weight_decay) -> (p, buf): one step of SGD with momentum and weight
     decay as torch.optim.SGD takes it, checked over several steps (at a falling rate, as under the poly
     schedule) against minipsp.optim.SGD.
+9.2 poly_lr(base_lr, iteration, max_iter, power): the poly schedule, checked against minipsp.optim.PolyLR.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from minipsp.course import Mismatch, exercise, expect_close
 from minipsp.optim import SGD, PolyLR
 
 
-@exercise("9.1", "the poly learning-rate schedule", solution="poly_lr",
+@exercise("9.2", "the poly learning-rate schedule", solution="poly_lr",
           hint="lr = base_lr * (1 - iteration / max_iter) ** power: the power applies to the whole (1 - it / max), "
                "it starts at base_lr (iteration 0) and is exactly 0 at iteration max_iter")
 def check_poly_lr(poly_lr):
@@ -46,7 +46,7 @@ def _reference_steps(p0, grads, lrs, momentum, weight_decay):
     return out
 
 
-@exercise("9.2", "one step of SGD with momentum and weight decay", solution="sgd_step",
+@exercise("9.1", "one step of SGD with momentum and weight decay", solution="sgd_step",
           hint="in PyTorch's order: g = g + weight_decay * p; buf = g on the first step (buf is None), "
                "else buf = momentum * buf + g; p = p - lr * buf. Return copies, not the inputs changed in place")
 def check_sgd_step(sgd_step):

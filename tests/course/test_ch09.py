@@ -33,8 +33,8 @@ def sgd_decay_after_momentum(p, g, buf, lr, momentum, weight_decay):  # decouple
 
 
 MISTAKES = {
-    "9.1": [poly_power_inside, poly_linear, poly_one_ahead],
-    "9.2": [sgd_moving_average, sgd_lr_inside, sgd_decay_after_momentum],
+    "9.1": [sgd_moving_average, sgd_lr_inside, sgd_decay_after_momentum],
+    "9.2": [poly_power_inside, poly_linear, poly_one_ahead],
 }
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
