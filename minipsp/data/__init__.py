@@ -10,7 +10,8 @@
 from minipsp.data import transforms
 from minipsp.data.dataset import DataLoader, Dataset, collate
 from minipsp.data.readers import ADE20K, Cityscapes, DatasetError, SemsegList, VOCSegmentation
+from minipsp.data.sampler import DistributedSampler
 from minipsp.data.synthetic import SyntheticScenes
 
-__all__ = ["ADE20K", "Cityscapes", "DataLoader", "Dataset", "DatasetError", "SemsegList", "SyntheticScenes",
-           "VOCSegmentation", "collate", "transforms"]
+__all__ = ["ADE20K", "Cityscapes", "DataLoader", "Dataset", "DatasetError", "DistributedSampler", "SemsegList",
+           "SyntheticScenes", "VOCSegmentation", "collate", "transforms"]

@@ -65,21 +65,26 @@ def collate(samples) -> tuple:
 
 
 class DataLoader:
-    """DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=0).
+    """DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=0, sampler=None).
 
     Iterating gives the remaining batches of the current epoch (from `position`), then moves to the
-    next epoch. `len(loader)` is the number of batches in one epoch.
+    next epoch. `len(loader)` is the number of batches in one epoch. A `sampler` (e.g. a
+    DistributedSampler: this rank's share) gives the indices instead of shuffle; the loader calls its
+    set_epoch(epoch) before each epoch.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, sampler=None):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
         if len(dataset) == 0:
             raise ValueError(f"the dataset {type(dataset).__name__} is empty")
-        if drop_last and len(dataset) < batch_size:
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive (the sampler shuffles)")
+        self.sampler = sampler
+        if drop_last and self._count(dataset) < batch_size:
             raise ValueError(f"drop_last=True with batch_size={batch_size} but the dataset has only "
-                             f"{len(dataset)} samples: every epoch would be empty")
+                             f"{self._count(dataset)} samples: every epoch would be empty")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -88,13 +93,20 @@ class DataLoader:
         self.epoch = 0
         self.position = 0  # batches of the current epoch already handed out
 
+    def _count(self, dataset) -> int:
+        """Samples per epoch: the sampler's share, or the whole dataset."""
+        return len(self.sampler) if self.sampler is not None else len(dataset)
+
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = self._count(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of `epoch`, in the order they are served."""
         n = len(self.dataset)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         if not self.shuffle:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch]).permutation(n)
