@@ -9,14 +9,15 @@
 from minipsp.autograd import Function, gradcheck, no_grad, enable_grad, is_grad_enabled  # noqa: I001
 from minipsp.backend import cuda_is_available, get_array_module
 from minipsp.random import manual_seed
-from minipsp.serialization import load, load_checkpoint, save
+from minipsp.serialization import CheckpointError, UnsafeCheckpointError, load, load_checkpoint, save
 from minipsp.tensor import Tensor, cat, from_numpy, ones, rand, randn, stack, tensor, zeros
 from minipsp import models, nn  # noqa: F401  (minipsp.nn, minipsp.models after `import minipsp`)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "cat", "cuda_is_available", "enable_grad", "from_numpy", "get_array_module",
+    "CheckpointError", "Function", "Tensor", "UnsafeCheckpointError", "cat", "cuda_is_available", "enable_grad",
+    "from_numpy", "get_array_module",
     "gradcheck", "is_grad_enabled", "load", "load_checkpoint", "manual_seed", "no_grad", "ones", "rand", "randn",
     "save", "stack", "tensor", "zeros",
 ]
