@@ -51,7 +51,7 @@ def check_adaptive_avg_pool_plane(adaptive_avg_pool_plane):
         expected = F.adaptive_avg_pool2d(minipsp.tensor(x[None, None]), size).numpy()[0, 0]
         got = adaptive_avg_pool_plane(x, size)
         if got is None:
-            raise Mismatch(f"adaptive_avg_pool_plane returned None for x ({H}, {W}) -> {size}; return the pooled plane.")
+            raise Mismatch(f"adaptive_avg_pool_plane returned None for x ({H}, {W}) -> {size}; return the plane.")
         expect_close(f"adaptive_avg_pool_plane(x ({H}, {W}), output_size={size})", got, expected, rtol=1e-10,
                      atol=1e-12)
     return f"equals F.adaptive_avg_pool2d on {len(ADAPTIVE_SIZES)} sizes, among them 7 -> 6, 10 -> 3 and 5 -> 6"
