@@ -36,8 +36,10 @@ from minipsp.backend import get_array_module, is_cupy_array
 
 INSTALL_HINT = "pip install -e '.[mpi]' (mpi4py and MPICH's mpiexec; docs/distributed.md)"
 
-# Environment variables in which launchers give each process its place.
+# Environment variables in which launchers give each process its place. Without any of them the
+# process was not started by a launcher: a world of 1, and MPI is not even initialised.
 WORLD_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
+LAUNCHER_VARS = WORLD_SIZE_VARS + ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
                    "PMI_LOCAL_RANK")
 
@@ -59,8 +61,13 @@ def launched_world_size() -> int:
     return 1
 
 
+def launched_by_mpi() -> bool:
+    """True when a launcher (mpiexec, mpirun, srun) started this process."""
+    return any(name in os.environ for name in LAUNCHER_VARS)
+
+
 def init_process_group(backend: str | None = None) -> None:
-    """Join the world: MPI.COMM_WORLD under mpiexec, or a world of 1 when there is no MPI.
+    """Join the world: MPI.COMM_WORLD under a launcher (mpiexec, srun), else a world of 1 without MPI.
 
     backend: None (NCCL for CuPy arrays when CuPy has it, else MPI), "nccl" or "mpi". Calling it
     again does nothing. Launched as several processes without mpi4py, it raises one RuntimeError
@@ -70,6 +77,9 @@ def init_process_group(backend: str | None = None) -> None:
     if backend not in (None, "mpi", "nccl"):
         raise ValueError(f"init_process_group: backend must be None, 'mpi' or 'nccl'; got {backend!r}")
     if _initialized:
+        return
+    if not launched_by_mpi():
+        _initialized, _backend = True, backend
         return
     try:
         from mpi4py import MPI
@@ -377,6 +387,20 @@ def _nccl_all_reduce(array, op):
         array[...] = buffer
 
 
+def all_gather_object(obj) -> list:
+    """[rank 0's obj, rank 1's obj, ...] on every rank (pickled: for small things like RNG states)."""
+    _require_init("all_gather_object")
+    return [obj] if _comm is None else _comm.allgather(obj)
+
+
+def average(values) -> list[float]:
+    """The mean over ranks of a few Python numbers (e.g. this step's losses); themselves in a world of 1."""
+    _require_init("average")
+    array = np.asarray(values, dtype=np.float64).reshape(-1).copy()
+    all_reduce(array, op="avg")
+    return [float(v) for v in array]
+
+
 # -- faults ----------------------------------------------------------------------------------------------
 def describe_rank() -> str:
     """'rank 1 of 2' (for messages), or '' in a world of 1."""
@@ -384,12 +408,35 @@ def describe_rank() -> str:
     return f"rank {rank} of {world}" if world > 1 else ""
 
 
+def labelled(message: str) -> str:
+    """'[rank 1 of 2] message' in a world bigger than 1, the message alone otherwise."""
+    where = describe_rank()
+    return f"[{where}] {message}" if where else message
+
+
+def run_main(main, *args) -> int:
+    """Run a program's main(*args) -> exit status as one rank of the world (or alone, without a launcher).
+
+    In a world bigger than 1 a rank that fails ends every rank: a non-zero status through MPI Abort
+    with that status (main has printed its one-line error, see `labelled`), an exception through the
+    excepthook that init_process_group installs. No rank is left waiting in a collective."""
+    try:
+        init_process_group()
+    except RuntimeError as exc:           # launched as N processes without mpi4py
+        print(f"minipsp: error: {exc}", file=sys.stderr)
+        return 2
+    status = main(*args)
+    if status and _comm is not None and _world > 1:
+        sys.stderr.flush()
+        _comm.Abort(int(status))
+    return status
+
+
 def abort(message: str, code: int = 1) -> None:
     """Print one line naming this rank and the cause, then end every rank (MPI Abort, exit status code).
 
     In a world of 1 it prints the line and exits with `code`."""
-    where = describe_rank()
-    print(f"[{where}] {message}" if where else message, file=sys.stderr, flush=True)
+    print(labelled(message), file=sys.stderr, flush=True)
     if _comm is not None and _world > 1:
         _comm.Abort(code)
     sys.exit(code)
