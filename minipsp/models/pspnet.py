@@ -14,6 +14,11 @@ Training loss: cross entropy (ignore_index 255) on the upsampled logits, and the
 head's; the trainer adds them as main + 0.4 * aux (the paper's Table 2).
 
 `use_ppm=False` is the paper's baseline (Table 1): the head sits directly on layer4.
+`backbone="shallow"` swaps the dilated ResNet for minipsp.models.shallow's six-layer dilated net (a
+theoretical receptive field of 131 pixels with the head, 65 either side of a pixel, while a 129 x 129
+SyntheticScene puts the cue that names a pixel's class 40-100 pixels away): with and without the PPM
+it shows the paper's thesis at laptop scale (benchmarks/thesis.py, notebook 08).
+`layers` and `deep_stem` do not apply to it, and its heads are narrower (width and width / 2).
 The state-dict keys are semseg's (`layer0.*` .. `layer4.*`, `ppm.features.{i}.*`, `cls.*`,
 `aux.*`), so its released checkpoints load with `minipsp.load_checkpoint(model, path)`.
 """
@@ -24,11 +29,13 @@ import minipsp.nn as nn
 import minipsp.nn.functional as F
 from minipsp.models.ppm import PPM
 from minipsp.models.resnet import RESNET_LAYERS, resnet
+from minipsp.models.shallow import ShallowDilatedNet
 from minipsp.tensor import Tensor
 
 __all__ = ["PSPNet"]
 
 BACKBONE = ("layer0", "layer1", "layer2", "layer3", "layer4")
+BACKBONES = ("resnet", "shallow")  # the dilated ResNet (the paper's) or minipsp.models.shallow's six layers
 NEW_LAYERS = ("ppm", "cls", "aux")  # trained from scratch, with 10x the backbone's learning rate
 
 
@@ -46,8 +53,12 @@ def _head(in_dim, mid_dim, classes, dropout):
 class PSPNet(nn.Module):
     def __init__(self, layers=50, bins=(1, 2, 3, 6), classes=150, zoom_factor=8, use_ppm=True, pooling="avg",
                  reduction_dim=None, dropout=0.1, aux=True, deep_stem=True, ignore_index=255, output_stride=8,
-                 width=64):
+                 width=64, backbone="resnet"):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"PSPNet: backbone must be one of {BACKBONES}; got {backbone!r}")
+        if backbone == "shallow" and output_stride != 8:
+            raise ValueError(f"PSPNet: the shallow backbone has output stride 8; got output_stride={output_stride!r}")
         if layers not in RESNET_LAYERS:
             raise ValueError(f"PSPNet: layers must be one of {sorted(RESNET_LAYERS)} (the ResNet depth); "
                              f"got {layers!r}")
@@ -62,15 +73,24 @@ class PSPNet(nn.Module):
             raise ValueError(f"PSPNet: dropout must be in [0, 1); got {dropout!r}")
         self.layers, self.classes, self.zoom_factor = layers, classes, zoom_factor
         self.use_ppm, self.ignore_index, self.output_stride = use_ppm, ignore_index, output_stride
-        self.width = width
+        self.width, self.backbone = width, backbone
 
-        backbone = resnet(layers, deep_stem=deep_stem, output_stride=output_stride, width=width)
-        self.layer0 = backbone.stem()
-        self.layer1, self.layer2 = backbone.layer1, backbone.layer2
-        self.layer3, self.layer4 = backbone.layer3, backbone.layer4
+        if backbone == "resnet":
+            net = resnet(layers, deep_stem=deep_stem, output_stride=output_stride, width=width)
+            self.layer0 = net.stem()
+            expansion = RESNET_LAYERS[layers][0].expansion
+            fea_dim = 8 * width * expansion  # 2048 for ResNet-50, 512 for ResNet-18 (at width 64)
+            aux_dim = 4 * width * expansion  # layer3: 1024 channels at ResNet-50
+            # The heads' hidden widths, 512 and 256 in semseg, shrink with a narrow backbone (width < 64).
+            cls_mid, aux_mid = 8 * width, 4 * width
+        else:
+            net = ShallowDilatedNet(width)
+            self.layer0 = net.layer0
+            fea_dim, aux_dim = net.out_channels, net.aux_channels
+            cls_mid, aux_mid = width, width // 2
+        self.layer1, self.layer2 = net.layer1, net.layer2
+        self.layer3, self.layer4 = net.layer3, net.layer4
 
-        expansion = RESNET_LAYERS[layers][0].expansion
-        fea_dim = 8 * width * expansion  # 2048 for ResNet-50, 512 for ResNet-18 (at width 64)
         if use_ppm:
             bins = tuple(bins)
             if reduction_dim is None:
@@ -80,10 +100,9 @@ class PSPNet(nn.Module):
                 reduction_dim = fea_dim // len(bins)  # the paper's DR
             self.ppm = PPM(fea_dim, reduction_dim, bins, pooling)
             fea_dim = self.ppm.out_dim
-        # The heads' hidden widths, 512 and 256 in semseg, shrink with a narrow backbone (width < 64).
-        self.cls = _head(fea_dim, 8 * width, classes, dropout)
+        self.cls = _head(fea_dim, cls_mid, classes, dropout)
         if aux:
-            self.aux = _head(4 * width * expansion, 4 * width, classes, dropout)  # layer3: 1024 ch at R50
+            self.aux = _head(aux_dim, aux_mid, classes, dropout)
         else:
             self.aux = None
 
@@ -190,4 +209,5 @@ class PSPNet(nn.Module):
 
     def extra_repr(self):
         width = f", width={self.width}" if self.width != 64 else ""
-        return f"layers={self.layers}, classes={self.classes}, zoom_factor={self.zoom_factor}{width}"
+        net = f"layers={self.layers}" if self.backbone == "resnet" else "backbone='shallow'"
+        return f"{net}, classes={self.classes}, zoom_factor={self.zoom_factor}{width}"
