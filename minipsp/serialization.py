@@ -101,7 +101,7 @@ class _StandIn:
 
 class _Global(_StandIn):
     """An allowed function or class, as the pickle's REDUCE may call it: `call(*args)`, arity checked.
-    `copies`: the result is a copy of an argument, charged to the pickle's copy budget."""
+    `copies`: the result is a copy of its first argument, whose length is charged to the pickle's copy budget."""
 
     def __init__(self, label, call, min_args, max_args, copies=False):
         self.label, self.call, self.min_args, self.max_args, self.copies = label, call, min_args, max_args, copies
@@ -148,8 +148,9 @@ def _describe(obj):
         return repr(obj) if obj.bit_length() <= 64 else f"an int of {obj.bit_length()} bits"
     if kind in (bool, float, type(None)):
         return repr(obj)
-    if kind in (tuple, list) and len(obj) <= 8 and all(type(v) is int and v.bit_length() <= 64 for v in obj):
-        return repr(obj)
+    if kind in (tuple, list) and len(obj) <= 8 and all(type(v) in (int, float, bool, str, bytes) for v in obj):
+        items = ", ".join(_describe(v) for v in obj) + ("," if kind is tuple and len(obj) == 1 else "")
+        return f"({items})" if kind is tuple else f"[{items}]"
     if kind in (tuple, list, dict, OrderedDict, set, frozenset):
         return f"a {kind.__name__} of {len(obj)} items"
     return f"a {kind.__name__}"
@@ -171,9 +172,11 @@ def _check_index(value, what):
 
 
 def _check_shape(values, what):
-    if type(values) not in (tuple, list) or len(values) > MAX_DIMS:
-        raise CheckpointError(f"{what} is {_describe(values)}; expected a tuple of at most {MAX_DIMS} integers")
-    return tuple(_check_index(v, f"{what} {_describe(values)}: an entry") for v in values)
+    """A size or a stride: a tuple (or list) of at most MAX_DIMS ints in [0, MAX_INDEX)."""
+    if type(values) not in (tuple, list) or len(values) > MAX_DIMS or \
+            not all(type(v) is int and 0 <= v < MAX_INDEX for v in values):
+        raise CheckpointError(f"{what} is {_describe(values)}; expected a tuple of at most {MAX_DIMS} integers >= 0")
+    return tuple(values)
 
 
 # -- the restricted unpickler -----------------------------------------------------------------------
@@ -213,6 +216,13 @@ class _CheckpointUnpickler(pickle._Unpickler):
     def persistent_load(self, pid):
         return self._persistent_load(pid)
 
+    def load_global(self):
+        # pickle's own strips the last byte of each line even when a truncated file has cut it short
+        module, name = self.readline(), self.readline()
+        if not (module.endswith(b"\n") and name.endswith(b"\n")):
+            raise CheckpointError("the pickle ends early (within a GLOBAL)")
+        self.append(self.find_class(module[:-1].decode("utf-8"), name[:-1].decode("utf-8")))
+
     # the opcodes that call or change objects
     def load_reduce(self):
         args = self.stack.pop()
@@ -223,8 +233,8 @@ class _CheckpointUnpickler(pickle._Unpickler):
             raise CheckpointError(f"the pickle calls {func.label} with {_describe(args)}; it takes "
                                   f"{func.min_args} to {func.max_args} arguments")
         result = func.call(*args)
-        if func.copies:  # (charged after the copy: one copy costs at most the object it copies)
-            self.charge(len(result))
+        if func.copies and args:  # (charged after the copy: one copy costs at most the object it copies)
+            self.charge(len(args[0]))
         self.stack[-1] = result
 
     def load_build(self):
@@ -301,10 +311,11 @@ class _CheckpointUnpickler(pickle._Unpickler):
         raise UnsafeCheckpointError("the pickle builds an object of a class (NEWOBJ, INST, OBJ or EXT opcode) or "
                                     "uses out-of-band buffers; a checkpoint holds only tensors and containers")
 
-    for _opcode, _handler in [(pickle.REDUCE, load_reduce), (pickle.BUILD, load_build), (pickle.APPEND, load_append),
-                              (pickle.APPENDS, load_appends), (pickle.SETITEM, load_setitem),
-                              (pickle.SETITEMS, load_setitems), (pickle.DICT, load_dict),
-                              (pickle.ADDITEMS, load_additems), (pickle.FROZENSET, load_frozenset)]:
+    for _opcode, _handler in [(pickle.GLOBAL, load_global), (pickle.REDUCE, load_reduce), (pickle.BUILD, load_build),
+                              (pickle.APPEND, load_append), (pickle.APPENDS, load_appends),
+                              (pickle.SETITEM, load_setitem), (pickle.SETITEMS, load_setitems),
+                              (pickle.DICT, load_dict), (pickle.ADDITEMS, load_additems),
+                              (pickle.FROZENSET, load_frozenset)]:
         dispatch[_opcode[0]] = _handler
     for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4,
                     pickle.NEXT_BUFFER, pickle.READONLY_BUFFER):
@@ -440,9 +451,11 @@ class _TorchReader:
             "torch.Size": _Global("torch.Size", self.make_size, 1, 1, copies=True),
             "collections.OrderedDict": _Global("collections.OrderedDict", _new_ordered_dict, 0, 0),
             "_codecs.encode": _Global("_codecs.encode", self.encode, 1, 2, copies=True),
-            "builtins.set": _Global("builtins.set", self.make_set, 0, 1, copies=True),
-            "builtins.frozenset": _Global("builtins.frozenset", self.make_frozenset, 0, 1, copies=True),
         }
+        for module in ("builtins", "__builtin__"):  # (protocol 2 spells builtins as Python 2 did)
+            self.allowed[f"{module}.set"] = _Global(f"{module}.set", self.make_set, 0, 1, copies=True)
+            self.allowed[f"{module}.frozenset"] = _Global(f"{module}.frozenset", self.make_frozenset, 0, 1,
+                                                          copies=True)
         for name, dtype in _STORAGE_DTYPES.items():
             self.allowed[f"torch.{name}"] = _StorageType(f"torch.{name}", dtype)
             self.allowed[f"torch.storage.{name}"] = _StorageType(f"torch.storage.{name}", dtype)
@@ -462,7 +475,7 @@ class _TorchReader:
             raise CheckpointError(f"a storage's type is {_describe(storage_type)}, not a torch storage type")
         if type(key) is not str or len(key) > 100:
             raise CheckpointError(f"a storage's key is {_describe(key)}; expected a short string")
-        _check_index(numel, f"storage {key!r}'s element count")
+        _check_index(numel, f"the element count of storage {key!r}")
         storage = self.storages.setdefault(key, _Storage(key, storage_type.dtype, numel))
         if (storage.dtype, storage.numel) != (storage_type.dtype, numel):
             raise CheckpointError(f"storage {key!r} is named as {storage.numel} {storage.dtype} and as {numel} "
@@ -473,8 +486,8 @@ class _TorchReader:
         # old legacy files: (view key, offset, size) in elements of the root storage `key`
         if type(view) is not tuple or len(view) != 3:
             raise CheckpointError(f"storage {key!r} has a view {_describe(view)}; expected (key, offset, size)")
-        start = _check_index(view[1], f"storage {key!r}'s view offset")
-        size = _check_index(view[2], f"storage {key!r}'s view size")
+        start = _check_index(view[1], f"the view offset of storage {key!r}")
+        size = _check_index(view[2], f"the view size of storage {key!r}")
         if start + size > numel:
             raise CheckpointError(f"a view of {size} elements from {start} does not fit storage {key!r} of {numel}")
         return _StorageView(storage, start, size)
