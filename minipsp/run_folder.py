@@ -70,12 +70,12 @@ class RunFolder:
         self.created = False
 
     def open(self, lock=True) -> RunFolder:
-        """Create the folder, take its lock (lock=False: don't, e.g. on ranks other than 0), remove
-        stale temporary checkpoint files. Raises RunFolderError."""
+        """Create the folder, take its lock and remove stale temporary checkpoint files (lock=False, e.g.
+        on ranks other than 0: only create it; the rank that writes does the rest). Raises RunFolderError."""
         self.create()
         if lock:
             self.lock()
-        self.remove_stale_temporaries()
+            self.remove_stale_temporaries()      # only with the lock: then no live run is writing one
         return self
 
     def create(self) -> None:
