@@ -21,6 +21,7 @@ import pickle
 import sys
 import zipfile
 
+from minipsp import distributed
 from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, parse_value, resume_config, to_dict
 
 # Flags of `train` (and of `eval` where they make sense) that set config keys directly.
@@ -31,7 +32,8 @@ OVERRIDES = [
     ("--width", "width", int, "backbone base width: 64 (standard ResNet), 16 or 32 for a narrow laptop net"),
     ("--classes", "classes", int, "number of classes (default 0: the dataset's own; a mismatch is an error)"),
     ("--iters", "iters", int, "training iterations"),
-    ("--batch-size", "batch_size", int, "images per batch"),
+    ("--batch-size", "batch_size", int, "images per iteration: the global batch; under mpiexec -n N each rank takes "
+                                        "batch-size / N of them (as semseg), so the same value keeps the LR schedule"),
     ("--crop-size", "crop_size", int, "training crop (and sliding window); (crop - 1) %% 8 == 0"),
     ("--lr", "base_lr", float, "backbone learning rate (the head gets head_lr_mult x this)"),
     ("--device", "device", str, "'cpu' or 'cuda'"),
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "device, out and the logging and evaluation settings may change; a new --lr is logged)")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-sync-bn", action="store_true",
+                   help="under mpiexec -n N: batch norm over each rank's own images instead of the global batch "
+                        "(SyncBatchNorm, the default; docs/distributed.md)")
     _add_overrides(p)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: mIoU, mean accuracy, pixel accuracy")
@@ -150,7 +155,9 @@ def cmd_train(args):
         _need_file(path, "cannot resume: checkpoint")
         saved = from_dict(read_training_checkpoint(path)["config"]).with_dataset_classes()
         cfg = resume_config(to_dict(saved), args.config, overrides)
-    summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite, sync_bn=not args.no_sync_bn)
+    if not distributed.is_main_process():    # under mpiexec rank 0 alone reports
+        return
     last = summary["last"]
     if last:
         print(f"iteration {last['iter']}: loss {last['loss']:.4f}, lr {last['lr']:.3g}")
@@ -176,7 +183,8 @@ def cmd_eval(args):
                       base_size=cfg.base_size, flip=args.flip or (cfg.eval_flip and mode == "multiscale"),
                       ignore_index=cfg.ignore_index, count=args.count or cfg.eval_count,
                       progress=not args.no_progress)
-    _print_metrics(result)
+    if distributed.is_main_process():     # under mpiexec every rank has the same result (evaluate sums them)
+        _print_metrics(result)
 
 
 def cmd_predict(args):
@@ -271,7 +279,8 @@ def main(argv=None) -> int:
 
     with sigterm_as_interrupt(), warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        return _run(argv)
+        # under mpiexec: one rank of the world, and a rank that fails ends them all (MPI Abort), never a hang
+        return distributed.run_main(_run, argv)
 
 
 def _run(argv) -> int:
@@ -287,16 +296,16 @@ def _run(argv) -> int:
         signum, where = getattr(exc, "signum", 2), getattr(exc, "where", "")
         what = "interrupted" if signum == 2 else f"stopped by signal {signum} (SIGTERM)" if signum == 15 else \
             f"stopped by signal {signum}"
-        print(f"minipsp: {what}" + (f" {where}" if where else ""), file=sys.stderr)
+        print(distributed.labelled(f"minipsp: {what}" + (f" {where}" if where else "")), file=sys.stderr)
         return 128 + signum
     except (ConfigError, CLIError, FileNotFoundError, DatasetError, CudaUnavailableError) as exc:
-        print(f"minipsp: error: {exc}", file=sys.stderr)
+        print(distributed.labelled(f"minipsp: error: {exc}"), file=sys.stderr)
         return 2
     except RuntimeError as exc:
         from minipsp.train import TrainingDiverged
 
         if isinstance(exc, TrainingDiverged):
-            print(f"minipsp: error: {exc}", file=sys.stderr)
+            print(distributed.labelled(f"minipsp: error: {exc}"), file=sys.stderr)
             return 1
         raise
     return 0

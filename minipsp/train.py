@@ -25,6 +25,13 @@ A NaN or inf loss stops the run (TrainingDiverged, naming the iteration) before 
 spoil the weights; the checkpoint on disk is the last good one, and a resume may lower the learning
 rate (`base_lr` is resumable: the change is logged as {"iter", "change": {"base_lr": [old, new]}}).
 
+Under `mpiexec -n N` (minipsp.distributed) every rank runs this loop on its share of each batch:
+`batch_size` is the global batch, each rank takes batch_size / N images (a DistributedSampler
+shard), the model is wrapped in DistributedDataParallel with SyncBatchNorm (sync_bn=False: each
+rank's own statistics), the logged losses are the means over ranks, and rank 0 alone writes the log,
+the checkpoints and the config. The loader's position counts global batches, so a checkpoint from N
+ranks resumes on M (docs/distributed.md).
+
 The run directory is locked while a Trainer uses it (minipsp.run_folder: a second run on it is refused
 with the holder's PID) and stale temporary checkpoint files of a killed run are removed. Ctrl-C and
 SIGTERM stop the run as an Interrupted error that says which checkpoint is left; a disk that fills up
@@ -51,6 +58,7 @@ from minipsp import distributed, memory, run_folder
 from minipsp.config import ConfigError, TrainConfig, check_resumable, from_dict, to_dict, to_toml
 from minipsp.data import transforms as T
 from minipsp.models import PSPNet
+from minipsp.nn import parallel
 from minipsp.optim import SGD, PolyLR
 
 MEAN, STD = T.IMAGENET_MEAN, T.IMAGENET_STD     # (123.675, 116.28, 103.53), (58.395, 57.12, 57.375): semseg's
@@ -208,7 +216,9 @@ def build_optimizer(model, cfg: TrainConfig):
 class Trainer:
     """Owns the model, optimiser, scheduler, loader and run directory of one training run."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False):
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False, sync_bn: bool = True):
+        distributed.init_process_group()        # under mpiexec: this process's place in the world; else a world of 1
+        self.sync_bn = sync_bn
         if resume and overwrite:
             raise ConfigError("resume (--resume) and overwrite (--overwrite) contradict each other: continue the run "
                               "in --out, or start it again from scratch; pass one of them")
@@ -252,10 +262,19 @@ class Trainer:
         if len(self.train_set) < cfg.batch_size:
             raise ConfigError(f"config key 'batch_size': got {cfg.batch_size}, but the training set has only "
                               f"{len(self.train_set)} images")
-        self.loader = D.DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                   seed=cfg.seed)
+        self.rank, self.world = distributed.get_rank(), distributed.get_world_size()
+        if cfg.batch_size % self.world:
+            raise ConfigError(f"config key 'batch_size': got {cfg.batch_size}, the global batch, which {self.world} "
+                              f"ranks must share equally; expected a multiple of {self.world}")
+        # each rank's local batch j is its share of the one-process batch j: positions are the same on any world
+        sampler = D.DistributedSampler(self.train_set, shuffle=True, seed=cfg.seed, drop_last=True) \
+            if self.world > 1 else None
+        self.loader = D.DataLoader(self.train_set, batch_size=cfg.batch_size // self.world, shuffle=sampler is None,
+                                   drop_last=True, seed=cfg.seed, sampler=sampler)
         minipsp.manual_seed(cfg.seed)
         self.model = build_model(cfg.replace(init="") if resume else cfg)   # resuming: the checkpoint has the weights
+        self.net = parallel.data_parallel(self.model, self.sync_bn) if self.world > 1 else self.model
+        parallel.seed_ranks(cfg.seed)       # a world > 1: each rank its own dropout masks (the weights are drawn)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg)
         self.val_set = None
         self.iteration = 0
@@ -263,18 +282,20 @@ class Trainer:
             self._restore(state)
         else:
             # a new run (overwrite): nothing of an older run in this folder may be mistaken for this one's
-            if os.path.exists(self.path):
+            if os.path.exists(self.path) and self.rank == 0:
                 os.remove(self.path)
-            with open(self.log_path, "w"):
-                pass
-        with open(os.path.join(cfg.out, "config.toml"), "w") as f:
-            f.write(to_toml(cfg))
+            if self.rank == 0:
+                with open(self.log_path, "w"):
+                    pass
+        if self.rank == 0:
+            with open(os.path.join(cfg.out, "config.toml"), "w") as f:
+                f.write(to_toml(cfg))
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "iteration": self.iteration,
-                "rng": minipsp.random.get_rng_state(), "loader": self.loader.state_dict(),
+                "rng": parallel.gather_rng_states(), "loader": self.loader.state_dict(),
                 "config": to_dict(self.cfg)}
 
     def save(self):
@@ -291,7 +312,8 @@ class Trainer:
                                        f"this state was not saved. The last good checkpoint is {self.path}; "
                                        f"{self._lower_lr_advice()}")
         try:
-            minipsp.save(state, self.path)
+            if self.rank == 0:          # the ranks' states are equal; rank 0 writes
+                minipsp.save(state, self.path)
         except OSError as exc:       # disk full, quota, folder removed: minipsp.save leaves the old file whole
             kept = (f"the previous checkpoint (iteration {self.saved_iteration}) is intact" if self.saved_iteration
                     is not None else "no checkpoint was written before")
@@ -314,20 +336,23 @@ class Trainer:
         self.scheduler.load_state_dict({**state["scheduler"], "max_iter": self.cfg.iters,
                                         "base_lrs": [lr * scale for lr in state["scheduler"]["base_lrs"]]})
         self.loader.load_state_dict(state["loader"])
-        minipsp.random.set_rng_state(state["rng"])
+        parallel.restore_rng_states(state["rng"], self.cfg.seed, state["iteration"])
         self.iteration = state["iteration"]
         # Forget log lines written after the checkpoint: the resumed run writes them again.
         kept = []
-        if os.path.exists(self.log_path):
+        if self.rank == 0 and os.path.exists(self.log_path):
             with open(self.log_path) as f:
                 kept = [line for line, record in _parsed_lines(f) if record["iter"] <= self.iteration]
-        with open(self.log_path, "w") as f:
-            f.writelines(kept)
+        if self.rank == 0:
+            with open(self.log_path, "w") as f:
+                f.writelines(kept)
         self.saved_iteration = self.iteration
         if saved_lr != self.cfg.base_lr:
             self._log({"iter": self.iteration, "change": {"base_lr": [saved_lr, self.cfg.base_lr]}})
 
     def _log(self, record):
+        if self.rank != 0:
+            return
         try:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -369,9 +394,12 @@ class Trainer:
         x = minipsp.tensor(images, device=cfg.device)
         y = minipsp.tensor(labels, device=cfg.device)
         lr = self.optimizer.param_groups[0]["lr"]
-        _, main_loss, aux_loss = self.model(x, y)
+        _, main_loss, aux_loss = self.net(x, y)
         loss = main_loss + cfg.aux_weight * aux_loss if cfg.aux and aux_loss is not None else main_loss
-        value = loss.item()
+        has_aux = cfg.aux and aux_loss is not None
+        # the means over ranks (the global batch's losses), the same on every rank: all stop together on a NaN
+        value, main_value, aux_value = distributed.average([loss.item(), main_loss.item(),
+                                                            aux_loss.item() if has_aux else 0.0])
         if not math.isfinite(value):
             raise TrainingDiverged(f"the loss is {value} at iteration {self.iteration + 1}; training stopped. "
                                    f"The last good checkpoint is {self.path}; {self._lower_lr_advice()}")
@@ -380,8 +408,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1
-        return {"iter": self.iteration, "loss": value, "main": main_loss.item(),
-                "aux": aux_loss.item() if cfg.aux and aux_loss is not None else 0.0, "lr": lr}
+        return {"iter": self.iteration, "loss": value, "main": main_value, "aux": aux_value, "lr": lr}
 
     def run(self) -> dict:
         """Train from self.iteration to cfg.iters; return the last log record and the final evaluation."""
@@ -391,7 +418,7 @@ class Trainer:
         if self.resumed and self.iteration >= cfg.iters:
             return self._finished()
         self.model.train()
-        bar = tqdm(total=cfg.iters, initial=self.iteration, desc="train", disable=not cfg.progress,
+        bar = tqdm(total=cfg.iters, initial=self.iteration, desc="train", disable=not cfg.progress or self.rank != 0,
                    dynamic_ncols=True)
         record, result = {}, None
         start, start_iter = time.perf_counter(), self.iteration
@@ -452,12 +479,13 @@ class Trainer:
         self.folder.close()
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, sync_bn: bool = True) -> dict:
     """Build a Trainer for `cfg` and run it (see the module docstring).
 
     resume: continue the run in cfg.out from its checkpoint. overwrite: start a new run in a cfg.out that
-    already holds one (without either, that is an error: nothing is lost by mistake)."""
-    return Trainer(cfg, resume=resume, overwrite=overwrite).run()
+    already holds one (without either, that is an error: nothing is lost by mistake). sync_bn: under
+    mpiexec, batch norm over the global batch (SyncBatchNorm), or each rank's own (False)."""
+    return Trainer(cfg, resume=resume, overwrite=overwrite, sync_bn=sync_bn).run()
 
 
 def _parsed_lines(lines):

@@ -42,7 +42,7 @@ from minipsp.autograd.grad_mode import is_grad_enabled
 from minipsp.backend import device_of, get_array_module
 from minipsp.nn.module import Module
 
-__all__ = ["DistributedDataParallel", "out_of_sync"]
+__all__ = ["DistributedDataParallel", "data_parallel", "out_of_sync"]
 
 
 class _Bucket:
@@ -204,6 +204,47 @@ class DistributedDataParallel(Module):
     def extra_repr(self):
         sizes = ", ".join(str(len(b.params)) for b in self._buckets)
         return f"world_size={self.world_size}, buckets=[{sizes}] parameters"
+
+
+def data_parallel(model, sync_bn: bool = True):
+    """The trainer's wrapping in a world > 1: SyncBatchNorm for every BatchNorm2d (unless sync_bn=False),
+    then DistributedDataParallel. The model itself keeps its Parameter objects (and plain state_dict keys)."""
+    from minipsp.nn.sync_batch_norm import SyncBatchNorm
+
+    if sync_bn:
+        model = SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model)
+
+
+def gather_rng_states():
+    """minipsp's CPU generator state (dropout masks): rank 0's alone in a world of 1, else every rank's (a list)."""
+    import minipsp.random
+
+    state = minipsp.random.get_rng_state()
+    return state if dist.rank_and_world()[1] == 1 else dist.all_gather_object(state)
+
+
+def restore_rng_states(saved, seed: int, iteration: int) -> None:
+    """Restore what gather_rng_states saved. On the world size it was saved with, exactly (each rank its own);
+    on another, rank r draws from a fresh stream (seed, r, iteration): the dropout masks then differ from an
+    uninterrupted run's, which no world size change can avoid (another rank holds each image)."""
+    import minipsp.random
+
+    rank, world = dist.rank_and_world()
+    states = saved if isinstance(saved, list) else [saved]
+    if len(states) == world:
+        minipsp.random.set_rng_state(states[rank])
+    else:
+        minipsp.random.manual_seed(int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1)[0]))
+
+
+def seed_ranks(seed: int) -> None:
+    """Give each rank its own dropout stream, (seed, rank), after the weights are drawn (in a world > 1)."""
+    import minipsp.random
+
+    rank, world = dist.rank_and_world()
+    if world > 1:
+        minipsp.random.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
 
 
 def out_of_sync(module) -> list[str]:
