@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-fast lint bench notebooks clean
+.PHONY: demo test test-fast lint bench notebooks clean fuzz
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) -m benchmarks.ops
+
+# Coverage-guided fuzzing of minipsp.load (`make test` runs 45 s of it); what it finds is in fuzz/findings/.
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.test
+	$(PIP) -e ".[test,fuzz]"
+	$(PY) fuzz/make_corpus.py fuzz/corpus
+	mkdir -p fuzz/findings
+	$(PY) fuzz/fuzz_load.py fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 \
+		-artifact_prefix=fuzz/findings/ -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

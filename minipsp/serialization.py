@@ -21,7 +21,8 @@ A checkpoint is a file from the internet, so `load` treats it as hostile:
   OrderedDict -- to stand-ins of our own, and refuses every other name (UnsafeCheckpointError).
 - It runs pickle's pure-Python unpickler with the opcodes that touch objects replaced: a call (REDUCE)
   reaches only our stand-ins, BUILD sets attributes of OrderedDicts only, NEWOBJ/INST/OBJ/EXT are refused,
-  dict keys and set items must be strings or numbers (hashing a deeply nested tuple crashes CPython).
+  as are protocol 5's buffers; dict keys and set items must be strings or numbers (hashing a deeply nested
+  tuple crashes CPython).
   It never recurses, so no nesting depth can overflow a stack.
 - Every tensor recipe (storage, offset, size, stride) is checked -- integers, >= 0, every element inside
   its storage -- before NumPy sees it. Tensors are read in two passes over the pickle: the first
@@ -309,7 +310,7 @@ class _CheckpointUnpickler(pickle._Unpickler):
 
     def load_refused(self):
         raise UnsafeCheckpointError("the pickle builds an object of a class (NEWOBJ, INST, OBJ or EXT opcode) or "
-                                    "uses out-of-band buffers; a checkpoint holds only tensors and containers")
+                                    "uses protocol 5's buffers; a checkpoint holds only tensors and containers")
 
     for _opcode, _handler in [(pickle.GLOBAL, load_global), (pickle.REDUCE, load_reduce), (pickle.BUILD, load_build),
                               (pickle.APPEND, load_append), (pickle.APPENDS, load_appends),
@@ -318,7 +319,7 @@ class _CheckpointUnpickler(pickle._Unpickler):
                               (pickle.FROZENSET, load_frozenset)]:
         dispatch[_opcode[0]] = _handler
     for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4,
-                    pickle.NEXT_BUFFER, pickle.READONLY_BUFFER):
+                    pickle.NEXT_BUFFER, pickle.READONLY_BUFFER, pickle.BYTEARRAY8):  # (its bytearray(n) comes first)
         dispatch[_opcode[0]] = load_refused
     del _opcode, _handler
 

@@ -286,6 +286,8 @@ def _hostile():
                                             pickle.EMPTY_TUPLE, pickle.NEWOBJ, pickle.STOP)),
         "inst_opcode": torch_zip(op(pickle.MARK, pickle.INST, "collections\nOrderedDict\n", pickle.STOP)),
         "ext_opcode": torch_zip(op(pickle.PROTO, b"\x02", pickle.EXT1, b"\x01", pickle.STOP)),
+        "bytearray8_of_a_terabyte": torch_zip(op(pickle.PROTO, b"\x05", pickle.BYTEARRAY8, struct.pack("<Q", 2**40),
+                                                 pickle.STOP)),  # found by fuzz/fuzz_load.py: MemoryError
         "invalid_opcode": torch_zip(op(pickle.PROTO, b"\x02", b"\xff", pickle.STOP)),
         "imports_os_system": torch_zip(op(pickle.PROTO, b"\x02", global_("os", "system"), pickle.BINUNICODE,
                                           struct.pack("<I", 4), "true", pickle.TUPLE1, pickle.REDUCE, pickle.STOP)),
