@@ -16,12 +16,23 @@ _cuda_rng = None
 _seed = 0
 
 
+SEED_RANGE = (-2**63, 2**64 - 1)   # torch.manual_seed's: a signed or an unsigned 64-bit integer
+
+
 def manual_seed(seed: int) -> None:
-    """Reseed the CPU (and, if used, the GPU) generator."""
+    """Reseed the CPU (and, if used, the GPU) generator.
+
+    seed: an int in [-2**63, 2**64 - 1], as torch takes it; a negative seed is its unsigned 64-bit
+    twin (-1 is 2**64 - 1), as in torch, whose initial_seed() then reports seed % 2**64.
+    """
     global _cpu_rng, _cuda_rng, _seed
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int; got {type(seed).__name__}")
-    _seed = int(seed)
+        raise TypeError(f"manual_seed: seed must be an int; got {type(seed).__name__} {seed!r}")
+    low, high = SEED_RANGE
+    if not low <= seed <= high:
+        raise ValueError(f"manual_seed: seed must be between -2**63 and 2**64 - 1 (a 64-bit integer, as torch "
+                         f"takes it); got {seed}")
+    _seed = int(seed) % 2**64
     _cpu_rng = np.random.default_rng(_seed)
     _cuda_rng = None  # recreated from the seed on first use
 

@@ -23,6 +23,9 @@ from minipsp.ops import reduction as R
 from minipsp.ops import shape as S
 
 DEFAULT_FLOAT = np.float32
+NUMBER_KINDS = "biuf"   # numpy dtype kinds a Tensor may hold: bool, int, unsigned int, float
+DTYPE_KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers",
+                    "V": "structured records", "M": "dates", "m": "time spans"}
 
 
 class Tensor:
@@ -35,6 +38,10 @@ class Tensor:
             data = data.data
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
             data = np.asarray(data)
+        if data.dtype.kind not in NUMBER_KINDS:
+            raise TypeError(f"Tensor: data must be numbers (bool, integer or floating point); got dtype "
+                            f"{data.dtype} ({DTYPE_KIND_NAMES.get(data.dtype.kind, 'not numbers')}): no op "
+                            "could compute with it")
         self.data = data
         self.grad = None
         self._node = None

@@ -13,6 +13,7 @@ from minipsp.nn.layers import (
     AdaptiveMaxPool2d,
     BatchNorm2d,
     Conv2d,
+    CrossEntropyLoss,
     Dropout2d,
     Identity,
     MaxPool2d,
@@ -21,6 +22,6 @@ from minipsp.nn.layers import (
 from minipsp.nn.module import Module, ModuleList, Parameter, Sequential
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d", "Conv2d", "Dropout2d", "Identity", "MaxPool2d",
-    "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "functional", "init",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout2d", "Identity",
+    "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "functional", "init",
 ]

@@ -16,15 +16,20 @@ from minipsp.nn.module import Module, Parameter
 from minipsp.tensor import Tensor
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d", "Conv2d", "Dropout2d", "Identity", "MaxPool2d", "ReLU",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout2d", "Identity",
+    "MaxPool2d", "ReLU",
 ]
 
 
 def _pair(value, name):
+    """(a, b) from an int, a one-element sequence (for both axes, as torch takes it) or a pair."""
     if isinstance(value, (tuple, list)):
-        if len(value) != 2:
+        if len(value) == 1:
+            value = value[0]
+        elif len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
-        return tuple(int(v) for v in value)
+        else:
+            return tuple(int(v) for v in value)
     return (int(value), int(value))
 
 
@@ -32,6 +37,7 @@ class Conv2d(Module):
     """y = conv2d(x, weight, bias): weight (C_out, C_in, KH, KW), bias (C_out,).
 
     Output size per axis: floor((H + 2 * padding - dilation * (KH - 1) - 1) / stride) + 1.
+    padding may also be 'valid' (0) or 'same' (the output keeps the input's size; stride 1 only).
     Initialised as PyTorch does: weight ~ kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in),
     1/sqrt(fan_in)) with fan_in = C_in * KH * KW, and the bias from the same range.
     """
@@ -47,7 +53,15 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        if isinstance(padding, str):  # kept as the string, as torch does; F.conv2d turns it into numbers
+            if padding not in F.conv.PADDING_MODES:
+                raise ValueError(f"Conv2d: padding must be an int, a pair of ints, 'valid' or 'same'; got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' is not supported for strided convolutions (as in "
+                                 f"torch); got stride={self.stride}. Give the padding as numbers instead")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding, "padding")
         self.dilation = _pair(dilation, "dilation")
         self.groups = 1
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels, *self.kernel_size), np.float32))
@@ -69,7 +83,7 @@ class Conv2d(Module):
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
-            text += f", padding={self.padding}"
+            text += f", padding={self.padding!r}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"
         if self.bias is None:
@@ -208,6 +222,26 @@ class Dropout2d(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class CrossEntropyLoss(Module):
+    """loss = cross_entropy(logits, target, weight, ignore_index, reduction, label_smoothing), as torch's.
+
+    weight: optional per-class weights (K,), kept as a buffer (it moves with .to() and is saved).
+    ignore_index defaults to 255, PSPNet's label for 'no class' (torch's default is -100).
+    """
+
+    def __init__(self, weight=None, ignore_index=255, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else Tensor(weight))
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+    def extra_repr(self):
+        text = f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+        return text + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else "")
 
 
 class Identity(Module):

@@ -214,6 +214,49 @@ def test_conv2d_empty_batch(variant):
     assert np.all(weight.grad == 0) and np.all(bias.grad == 0)
 
 
+# ---------------------------------------------------------------- padding='same' | 'valid' (torch's strings)
+
+@st.composite
+def same_padding_configs(draw):
+    """A stride-1 conv, kernel 1-4 and dilation 1-3 per axis (an odd total padding puts the extra zero below
+    or on the right, as torch does), on an input as small as 1 x 1."""
+    kernel_size = tuple(draw(st.integers(1, 4)) for _ in range(2))
+    dilation = tuple(draw(st.integers(1, 3)) for _ in range(2))
+    return dict(N=draw(st.integers(1, 2)), C_in=draw(st.integers(1, 2)), C_out=draw(st.integers(1, 2)),
+                H=draw(st.integers(1, 5)), W=draw(st.integers(1, 5)), kernel_size=kernel_size, stride=(1, 1),
+                padding=(0, 0), dilation=dilation, seed=draw(st.integers(0, 2**16)))
+
+
+@given(config=same_padding_configs(), with_bias=st.booleans())
+def test_same_padding_gradcheck(config, with_bias):
+    x, weight, bias, (_, _, dilation) = make_arrays(config)
+    inputs = [minipsp.tensor(x, requires_grad=True), minipsp.tensor(weight, requires_grad=True)]
+    if with_bias:
+        inputs.append(minipsp.tensor(bias, requires_grad=True))
+    y = F.conv2d(*inputs, padding="same", dilation=dilation)
+    assert y.shape == (config["N"], config["C_out"], config["H"], config["W"])
+    assert minipsp.gradcheck(lambda x, w, b=None: F.conv2d(x, w, b, padding="same", dilation=dilation), inputs)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")   # torch's note that it copies the input to pad it
+@given(config=same_padding_configs(), mode=st.sampled_from(["same", "valid"]))
+def test_padding_modes_match_torch(config, mode):
+    x, weight, bias, (_, _, dilation) = make_arrays(config)
+    if mode == "valid":
+        assume(all(d * (k - 1) + 1 <= size for k, d, size in zip(config["kernel_size"], dilation,
+                                                                  (config["H"], config["W"]))))
+    ours = [minipsp.tensor(v, requires_grad=True) for v in (x, weight, bias)]
+    theirs = [torch.tensor(v, requires_grad=True) for v in (x, weight, bias)]
+    y = F.conv2d(*ours, padding=mode, dilation=dilation)
+    y_torch = torch.nn.functional.conv2d(*theirs, padding=mode, dilation=dilation)
+    dy = np.random.default_rng(config["seed"] + 1).standard_normal(y_torch.shape)
+    y.backward(dy)
+    y_torch.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y.numpy(), y_torch.detach().numpy(), **TOLERANCE[np.float64])
+    for mine, torch_one in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad, torch_one.grad.numpy(), **TOLERANCE[np.float64])
+
+
 # ---------------------------------------------------------------- bad input
 
 def _tensor(*shape, dtype=np.float32):
@@ -221,8 +264,8 @@ def _tensor(*shape, dtype=np.float32):
 
 
 BAD_INPUTS = {
-    "input not 4-D": (lambda: F.conv2d(_tensor(3, 8, 8), _tensor(4, 3, 3, 3)),
-                      ValueError, ["input", "4-D", "(3, 8, 8)"]),
+    "input not 4-D or 3-D": (lambda: F.conv2d(_tensor(8, 8), _tensor(4, 3, 3, 3)),
+                             ValueError, ["input", "4-D", "3-D", "(8, 8)"]),
     "weight not 4-D": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 3, 3)),
                        ValueError, ["weight", "4-D", "(4, 3, 3)"]),
     "channel mismatch": (lambda: F.conv2d(_tensor(1, 3, 8, 8), _tensor(4, 5, 3, 3)),

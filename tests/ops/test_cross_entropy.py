@@ -130,6 +130,41 @@ def test_targets_may_be_tensors_or_arrays_of_any_integer_type():
         assert F.cross_entropy(minipsp.tensor(x), t).item() == pytest.approx(expected, rel=1e-12)
 
 
+# -- label smoothing -------------------------------------------------------------------------
+smoothing = st.sampled_from([0.05, 0.3, 1.0])
+
+
+@given(loss_cases(), smoothing)
+def test_label_smoothing_gradcheck(case, eps):
+    shape, ignored, weighted, reduction, seed = case
+    x, target, weight = make_inputs(shape, ignored, weighted, seed)
+    X = minipsp.tensor(x, requires_grad=True)
+    assert minipsp.gradcheck(lambda t: F.cross_entropy(t, target, weight=weight, reduction=reduction,
+                                                       label_smoothing=eps), [X])
+
+
+@given(loss_cases(max_n=3, max_k=6, max_side=4), smoothing, st.sampled_from([np.float32, np.float64]))
+def test_label_smoothing_matches_torch(case, eps, dtype):
+    """Ignored pixels and class weights interplay as in torch: both terms divided by the kept pixels' w[t]."""
+    shape, ignored, weighted, reduction, seed = case
+    x, target, weight = make_inputs(shape, ignored, weighted, seed, dtype)
+    dy = np.asarray(np.random.default_rng(seed + 1).standard_normal(
+        target.shape if reduction == "none" else ()), dtype=dtype)
+    X, xt = minipsp.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(X, target, weight=weight, reduction=reduction, label_smoothing=eps)
+    loss_torch = torch.nn.functional.cross_entropy(xt, torch.tensor(target), None if weight is None else
+                                                   torch.tensor(weight), ignore_index=IGNORE, reduction=reduction,
+                                                   label_smoothing=eps)
+    loss.backward(dy)
+    loss_torch.backward(torch.tensor(dy))
+    if np.all(target == IGNORE) and reduction == "mean":  # torch: 0 / 0; ours: 0 and a zero gradient
+        assert np.isnan(loss_torch.item()) and loss.item() == 0 and not np.any(X.grad)
+        return
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(loss.numpy(), loss_torch.detach().numpy(), **tol)
+    np.testing.assert_allclose(X.grad, xt.grad.numpy(), **tol)
+
+
 # -- kernels: cpu and cuda (simulator) vs the reference --------------------------------------
 def check_variant_matches_reference(name, shape, ignored, weighted, dtype, seed):
     k = kernels.load("cross_entropy", name)

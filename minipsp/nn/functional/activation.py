@@ -10,6 +10,7 @@ from __future__ import annotations
 from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.autograd.grad_mode import is_grad_enabled
+from minipsp.nn.functional.dtypes import check_float
 
 __all__ = ["relu"]
 
@@ -48,6 +49,8 @@ def relu(input, inplace=False):
 
     if not isinstance(input, Tensor):
         raise TypeError(f"relu: input must be a Tensor; got {type(input).__name__}")
+    if input.dtype.kind not in "iu":  # integers are fine, as in torch; bool and float16 are not
+        check_float("relu", "input", input.dtype)
     if not inplace:
         return ReLU.apply(input, False)
 

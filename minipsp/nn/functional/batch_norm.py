@@ -19,6 +19,7 @@ import numpy as np
 from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.backend import device_of, get_array_module
+from minipsp.nn.functional.dtypes import FLOAT_DTYPES, check_float
 
 __all__ = ["batch_norm"]
 
@@ -107,8 +108,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if input.ndim not in (2, 3, 4):
         raise ValueError(f"batch_norm: input must be 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W); "
                          f"got shape {tuple(input.shape)}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"batch_norm: input must be floating point; got dtype {input.dtype}")
+    check_float("batch_norm", "input", input.dtype)
     C = input.shape[1]
     device = device_of(input.data)
     running_mean = _stat_array("running_mean", running_mean, C, device)
@@ -136,7 +136,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var must be given in evaluation mode "
                          "(training=False); pass training=True to normalise with the batch's statistics")
+    if input.numel() == 0:
+        return _eval_of_empty(input, weight, bias, running_mean, running_var, float(eps))
     return BatchNormEval.apply(input, weight, bias, running_mean, running_var, float(eps))
+
+
+def _eval_of_empty(input, weight, bias, running_mean, running_var, eps):
+    """Eval on an input with no values (N = 0, C = 0 or an empty image): the same affine map in plain
+    tensor arithmetic, so the result is empty, of input's shape, and weight and bias get zero gradients,
+    as in torch. (The kernels reshape to (N, C, -1), which an empty array cannot do.)"""
+    xp = get_array_module(input.data)
+    per_channel = (1, input.shape[1]) + (1,) * (input.ndim - 2)   # broadcasts over (N, C, ...)
+    mean = running_mean.astype(input.dtype).reshape(per_channel)
+    rstd = (1 / xp.sqrt(running_var + eps)).astype(input.dtype).reshape(per_channel)
+    y = (input - mean) * rstd
+    if weight is not None:
+        y = y * weight.reshape(per_channel)
+    if bias is not None:
+        y = y + bias.reshape(per_channel)
+    return y
 
 
 def _stat_array(name, stat, C, device):
@@ -155,7 +173,7 @@ def _stat_array(name, stat, C, device):
     if device_of(array) != device:
         raise RuntimeError(f"batch_norm: {name} is on {device_of(array)} but input is on {device}; "
                            "move them to the same device")
-    if array.dtype.kind != "f":
-        raise TypeError(f"batch_norm: {name} must be floating point (it is updated in place); "
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"batch_norm: {name} must be float32 or float64 (it is updated in place); "
                         f"got dtype {array.dtype}")
     return array

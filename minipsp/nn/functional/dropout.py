@@ -12,6 +12,7 @@ import numpy as np
 from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.backend import device_of, to_device
+from minipsp.nn.functional.dtypes import check_float
 from minipsp.random import get_rng
 
 __all__ = ["dropout", "dropout2d"]
@@ -52,6 +53,7 @@ def _check(op_name, input, p):
 
     if not isinstance(input, Tensor):
         raise TypeError(f"{op_name}: input must be a Tensor; got {type(input).__name__}")
+    check_float(op_name, "input", input.dtype)
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
         raise ValueError(f"{op_name}: dropout probability p has to be between 0 and 1; got {p!r}")
 

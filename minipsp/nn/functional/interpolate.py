@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from minipsp import kernels
 from minipsp.autograd.function import Function
+from minipsp.nn.functional.dtypes import check_float
 from minipsp.tensor import Tensor
 
 __all__ = ["interpolate"]
@@ -47,12 +50,17 @@ class Nearest(Function):
         return k.nearest_backward(dy, ctx.input_size, ctx.scales), None, None
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
     """Resize a batch of images or feature maps (N,C,H,W) -> (N,C,OH,OW), as torch does.
 
     size: int or (OH, OW). scale_factor: float or (sh, sw); then OH = floor(H * sh), and the
-    sample spacing is 1 / sh (torch's behaviour when recompute_scale_factor is not set).
+    sample spacing is 1 / sh (torch's behaviour when recompute_scale_factor is None or False).
     Give exactly one of the two.
+    recompute_scale_factor: True samples as if size=(OH, OW) had been given (spacing H / OH), as in
+        torch; only with scale_factor.
+    antialias: only False (the default) is implemented; it changes nothing when upsampling, which is
+        all PSPNet does.
     mode: 'nearest' (torch's default; also works on integer tensors such as label maps) or
         'bilinear'.
     align_corners: bilinear only. True aligns the corner pixels of input and output
@@ -73,6 +81,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor; "
                          f"got size={size!r}, scale_factor={scale_factor!r}")
+    if recompute_scale_factor not in (None, False, True):
+        raise TypeError(f"interpolate: recompute_scale_factor must be None, False or True; "
+                        f"got {recompute_scale_factor!r}")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size "
+                         "(as in torch); leave it None, or give scale_factor instead of size")
+    if antialias is not False:
+        raise NotImplementedError(f"interpolate: only antialias=False is implemented; got antialias={antialias!r}. "
+                                  "Write antialias=False (the same result when upsampling), or blur the input "
+                                  "before downsampling")
+    if input.dtype == np.float16 or input.dtype.kind not in "biuf":
+        check_float("interpolate", "input", input.dtype)
     H, W = input.shape[2:]
     if size is not None:
         out_size = _pair("size", size, numbers.Integral)
@@ -81,14 +101,17 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = None
     else:
         scales = tuple(float(s) for s in _pair("scale_factor", scale_factor, numbers.Real))
-        if min(scales) <= 0:
-            raise ValueError(f"interpolate: scale_factor must be positive; got {scale_factor!r}")
+        if not all(math.isfinite(s) and s > 0 for s in scales):
+            raise ValueError(f"interpolate: scale_factor must be positive and finite (a number or a pair of them); "
+                             f"got {scale_factor!r}")
         out_size = (math.floor(H * scales[0]), math.floor(W * scales[1]))
         if min(out_size) < 1:
             raise ValueError(f"interpolate: scale_factor {scale_factor!r} on an input of size {(H, W)} "
                              f"gives an empty output {out_size}")
     if min(H, W) < 1:
         raise ValueError(f"interpolate: input's spatial size must be positive; got {(H, W)}")
+    if recompute_scale_factor:
+        scales = None  # sample by the sizes, as if size=out_size had been given
 
     if mode == "nearest":
         return Nearest.apply(input, out_size, scales)

@@ -12,6 +12,7 @@ import numpy as np
 from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.backend import device_of, get_array_module, is_cupy_array
+from minipsp.nn.functional.dtypes import check_float
 from minipsp.tensor import Tensor
 
 __all__ = ["log_softmax", "softmax", "nll_loss", "cross_entropy"]
@@ -56,11 +57,18 @@ def _reduce(loss, pixel_weight, reduction):
         return loss, None
     if reduction == "sum":
         return loss.sum(), xp.ones((), dtype=loss.dtype)
-    # mean: divided by the weight total; 0 (not NaN, as in torch) when every pixel is ignored.
-    total = pixel_weight.sum()
-    has_pixels = total > 0
-    scale = xp.where(has_pixels, 1 / xp.where(has_pixels, total, 1), 0).astype(loss.dtype)
+    scale = _mean_scale(pixel_weight, loss.dtype)
     return loss.sum() * scale, scale
+
+
+def _mean_scale(pixel_weight, dtype):
+    """1 / (the kept pixels' weight total), as torch divides by any non-zero total (negative weights
+    included); 0, not torch's NaN or inf, when the total is 0 (every pixel ignored, or weights that cancel).
+    Kept as a 0-d array, so that a GPU run does not wait for the sum."""
+    xp = get_array_module(pixel_weight)
+    total = pixel_weight.sum()
+    nonzero = total != 0
+    return xp.where(nonzero, 1 / xp.where(nonzero, total, 1), 0).astype(dtype)
 
 
 def _dloss(dy, scale, shape):
@@ -131,14 +139,16 @@ def nll_loss(input, target, weight=None, ignore_index=255, reduction="mean"):
     reduction: 'mean' (sum of w[t] * loss over kept pixels / sum of their w[t]), 'sum' or 'none'
         (the per-pixel losses, shape of target, 0 at ignored pixels).
     Differences from torch: ignore_index defaults to 255 (PSPNet's label for 'no class'; torch's
-    default is -100), and a 'mean' over a batch where every pixel is ignored is 0 with a zero
-    gradient (torch gives NaN).
+    default is -100), and a 'mean' whose weight total is 0 (every pixel ignored, an empty batch, or
+    weights that cancel) is 0 with a zero gradient (torch gives NaN or inf).
     """
     target, weight_array = _check_loss_inputs("nll_loss", input, target, weight, ignore_index, reduction)
+    if input.numel() == 0:
+        return _empty_loss(input, reduction)
     return NLLLoss.apply(input, target, weight_array, int(ignore_index), reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"):
+def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of logits `input` (N,K,H,W) or (N,K) against labels `target`.
 
     The same as nll_loss(log_softmax(input, 1), target, ...), fused: one pass over the logits, and
@@ -148,12 +158,54 @@ def cross_entropy(input, target, weight=None, ignore_index=255, reduction="mean"
     weight: optional per-class weights (K,); 'mean' then divides by the sum of the kept pixels'
         weights, as torch does.
     reduction: 'mean', 'sum' or 'none' (the per-pixel losses, shape of target, 0 where ignored).
+    label_smoothing: eps in [0, 1]. The target becomes (1 - eps) * onehot(t) + eps / K, as in torch:
+        loss = (1 - eps) * nll + (eps / K) * smooth,  smooth = -sum_k w[k] * log p[k]  per kept pixel,
+        each reduced as nll is ('mean' divides both by the sum of the kept pixels' w[t], as torch does).
     Differences from torch: ignore_index defaults to 255 (PSPNet's label for 'no class'; torch's
-    default is -100), and a 'mean' over a batch where every pixel is ignored is 0 with a zero
-    gradient (torch gives NaN).
+    default is -100), and a 'mean' whose weight total is 0 (every pixel ignored, an empty batch, or
+    weights that cancel) is 0 with a zero gradient (torch gives NaN or inf).
     """
     target, weight_array = _check_loss_inputs("cross_entropy", input, target, weight, ignore_index, reduction)
-    return CrossEntropy.apply(input, target, weight_array, int(ignore_index), reduction)
+    eps = _check_label_smoothing(label_smoothing)
+    if input.numel() == 0:
+        return _empty_loss(input, reduction)
+    if eps == 0:
+        return CrossEntropy.apply(input, target, weight_array, int(ignore_index), reduction)
+    # Label smoothing is composed from log_softmax, nll_loss and tensor arithmetic (autograd gives the
+    # gradient), so the fused kernel stays the plain cross-entropy that PSPNet trains with.
+    log_prob = log_softmax(input, 1)
+    nll = NLLLoss.apply(log_prob, target, weight_array, int(ignore_index), reduction)
+    smooth = _smoothing_loss(log_prob, target, weight_array, int(ignore_index), reduction)
+    return nll * (1 - eps) + smooth * (eps / input.shape[1])
+
+
+def _smoothing_loss(log_prob, target, weight, ignore_index, reduction):
+    """smooth = -sum_k w[k] * log p[k] per pixel (0 where ignored), reduced as nll_loss reduces its loss."""
+    K = log_prob.shape[1]
+    kept = target != ignore_index                                                    # (N, ...) bool
+    class_weight = weight.reshape((1, K) + (1,) * (log_prob.ndim - 2))               # broadcasts over (N, K, ...)
+    per_pixel = -(log_prob * class_weight).sum(dim=1) * kept.astype(log_prob.dtype)  # (N, ...)
+    if reduction == "none":
+        return per_pixel
+    if reduction == "sum":
+        return per_pixel.sum()
+    pixel_weight = weight[target * kept] * kept  # w[t] at kept pixels (a label in range at ignored ones)
+    return per_pixel.sum() * _mean_scale(pixel_weight, log_prob.dtype)
+
+
+def _empty_loss(input, reduction):
+    """No logits at all (N = 0, K = 0 or an empty image): nothing to score, so a zero loss per pixel of
+    target's shape ('none'), and 0 for 'sum' and 'mean' (torch: 0 and NaN), with a zero gradient."""
+    per_pixel = input.sum(dim=1) * 0.0   # (N, ...), connected to input so that backward runs
+    return per_pixel if reduction == "none" else per_pixel.sum()
+
+
+def _check_label_smoothing(label_smoothing):
+    if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating))
+            or not 0 <= label_smoothing <= 1):
+        raise ValueError(f"cross_entropy: label_smoothing must be a number between 0.0 and 1.0; "
+                         f"got {label_smoothing!r}")
+    return float(label_smoothing)
 
 
 # -- checks and helpers ----------------------------------------------------------------------
@@ -161,8 +213,7 @@ def _along_dim(function, name, input, dim):
     """Apply a Function that works on axis 1 along any `dim`, by moving `dim` to axis 1 and back."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: input must be a Tensor; got {type(input).__name__}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{name}: input must be floating point; got dtype {input.dtype}")
+    check_float(name, "input", input.dtype)
     if input.ndim == 0 or not -input.ndim <= dim < input.ndim:
         raise ValueError(f"{name}: dim {dim} is out of range for an input of shape {input.shape}")
     dim = dim % input.ndim
@@ -182,8 +233,7 @@ def _check_loss_inputs(name, input, target, weight, ignore_index, reduction):
         raise TypeError(f"{name}: input must be a Tensor; got {type(input).__name__}")
     if input.ndim not in (2, 4):
         raise ValueError(f"{name}: input must be 2-D (N, K) or 4-D (N, K, H, W); got shape {input.shape}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{name}: input must be floating point; got dtype {input.dtype}")
+    check_float(name, "input", input.dtype)
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}; got {reduction!r}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):

@@ -18,6 +18,7 @@ import numbers
 from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.kernels.max_pool2d import pool_output_size
+from minipsp.nn.functional.dtypes import check_float
 from minipsp.tensor import Tensor
 
 __all__ = ["max_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
@@ -143,8 +144,7 @@ def _as_batch(name, input):
     if input.ndim not in (3, 4):
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W) or 3-D (C, H, W); got shape {input.shape} "
                          f"({input.ndim}-D)")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{name}: input must be floating point; got dtype {input.dtype} (use .float())")
+    check_float(name, "input", input.dtype)
     if min(input.shape[-2:]) < 1:
         raise ValueError(f"{name}: input's spatial size (H, W) must be positive; got {input.shape[-2:]}")
     if input.ndim == 3:
@@ -162,7 +162,9 @@ def _result(y, indices_out, batched, return_indices):
 
 
 def _pair(name, argument, value):
-    """An int or a sequence of two ints -> a tuple of two, with a clear error otherwise."""
+    """An int, or a sequence of one (for both axes, as torch takes it) or two ints -> a tuple of two."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(
