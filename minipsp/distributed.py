@@ -69,11 +69,13 @@ def launched_by_mpi() -> bool:
 def init_process_group(backend: str | None = None) -> None:
     """Join the world: MPI.COMM_WORLD under a launcher (mpiexec, srun), else a world of 1 without MPI.
 
-    backend: None (NCCL for CuPy arrays when CuPy has it, else MPI), "nccl" or "mpi". Calling it
+    backend: None (NCCL for CuPy arrays when CuPy has it, else MPI), "nccl" or "mpi"; the environment
+    variable MINIPSP_DIST_BACKEND gives it when the argument does not (e.g. for `minipsp train`). Calling it
     again does nothing. Launched as several processes without mpi4py, it raises one RuntimeError
     that says what to install (each process would otherwise train alone, believing it is the world).
     """
     global _comm, _rank, _world, _local_rank, _initialized, _backend
+    backend = backend or os.environ.get("MINIPSP_DIST_BACKEND") or None   # the trainer's way to choose
     if backend not in (None, "mpi", "nccl"):
         raise ValueError(f"init_process_group: backend must be None, 'mpi' or 'nccl'; got {backend!r}")
     if _initialized:
