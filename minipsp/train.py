@@ -439,7 +439,8 @@ class Trainer:
                         break
                     if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                         self.save()
-            if self.batches and not self.labelled_batches:
+            # (every rank asks, with its own share of the batches: one with a labelled pixel is enough)
+            if self.batches and not distributed.any_rank(self.labelled_batches > 0):
                 raise D.DatasetError(f"no training batch of iterations {start_iter + 1}..{self.iteration} had a "
                                      f"labelled pixel (all were {cfg.ignore_index}, ignore), so nothing was learned; "
                                      f"the labels' values must be classes 0..{cfg.classes - 1} (ADE20K's 1..150 map "
