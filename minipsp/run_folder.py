@@ -53,11 +53,7 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, signum=signal.SIGINT, where=""):
         super().__init__(where)
-        self.signum, self.where = int(signum), where
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum          # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        self.signum, self.where = int(signum), where     # the CLI exits with 128 + signum: 130, 143
 
 
 class RunFolder:
