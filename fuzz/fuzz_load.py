@@ -10,10 +10,15 @@ reach the pickle and the storages inside a zip without being stopped by the zip'
   2: a minipsp zip made the same way, the k blobs being minipsp/arrays/<i>.npy.
 Only minipsp.CheckpointError is expected. Any other exception, a crash, a hang (-timeout) or running out
 of memory (-rss_limit_mb) is a finding: libFuzzer stops and writes the input to the artifact prefix.
+With MINIPSP_FUZZ_STATS=path, the outcomes so far (loaded, or the exception's type) are written there
+as JSON every 10000 inputs.
 """
 
+import collections
 import inspect
 import io
+import json
+import os
 import pickle
 import sys
 import zipfile
@@ -66,11 +71,19 @@ def encode_input(mode: int, pickle_bytes: bytes = b"", blobs=(), whole: bytes = 
     return b"".join(parts + [pickle_bytes])
 
 
+OUTCOMES = collections.Counter()
+STATS_PATH = os.environ.get("MINIPSP_FUZZ_STATS")
+
+
 def test_one_input(data: bytes) -> None:
     try:
         minipsp.load(io.BytesIO(build_file(data)))
-    except CheckpointError:
-        pass
+        OUTCOMES["loaded"] += 1
+    except CheckpointError as exc:
+        OUTCOMES[type(exc).__name__] += 1
+    if STATS_PATH and sum(OUTCOMES.values()) % 10000 == 0:
+        with open(STATS_PATH, "w") as file:
+            json.dump(OUTCOMES, file)
 
 
 def instrument(modules):
