@@ -226,6 +226,26 @@ def fault(out, how):
         optimizer.step()
 
 
+# -- the GPU path with one rank (NCCL refuses two ranks on one GPU) -------------------------------------
+def gpu_world_of_one(out):
+    import cupy
+
+    index = dist.use_local_gpu()
+    x = cupy.arange(6, dtype=cupy.float32)
+    dist.all_reduce(x)                                   # NCCL (or host staging) with one rank: unchanged
+    dist.broadcast(x, src=0)
+    images, labels = tiny_batch()
+    grads = []
+    for wrap in (False, True):
+        net = tiny_net(seed=0).to("cuda")
+        model = DistributedDataParallel(SyncBatchNorm.convert_sync_batchnorm(net)) if wrap else net
+        loss = F.cross_entropy(model(minipsp.tensor(images).to("cuda")), minipsp.tensor(labels).to("cuda"))
+        loss.backward()
+        grads.append([cupy.asnumpy(p.grad) for p in net.parameters()])
+    save(out, device=np.array(index), x=cupy.asnumpy(x), nccl=np.array(dist._use_nccl()),
+         grad_gap=np.array(max(np.abs(a - b).max() for a, b in zip(*grads))))
+
+
 if __name__ == "__main__":
     dist.init_process_group()
     name, out, *extra = sys.argv[1:]
