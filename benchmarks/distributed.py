@@ -59,8 +59,8 @@ def worker_minipsp(args):
     import minipsp
     import minipsp.distributed as dist
     from minipsp.models import PSPNet
+    from minipsp.nn import SyncBatchNorm
     from minipsp.nn.parallel import DistributedDataParallel
-    from minipsp.nn.sync_batch_norm import SyncBatchNorm
     from minipsp.optim import SGD
 
     dist.init_process_group()
