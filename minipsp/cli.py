@@ -176,6 +176,8 @@ def cmd_eval(args):
 
     _need_count(args.count)
     cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))
+    if cfg.device == "cuda" and distributed.rank_and_world()[1] > 1:
+        distributed.use_local_gpu()               # under mpiexec each rank evaluates its images on its own GPU
     model = load_trained_model(cfg, state, source=f"checkpoint {args.checkpoint!r}")
     dataset = build_dataset(cfg, "val", val_transform())
     mode = args.mode or cfg.eval_mode

@@ -168,12 +168,19 @@ def cuda_device_index(device_count: int) -> int:
 
 
 def use_local_gpu():
-    """Make GPU local_rank % device_count CuPy's current device; return its index."""
+    """Make GPU local_rank % device_count the current device of CuPy and of Numba (which launches the
+    kernels); return its index. Call it before anything is put on the GPU."""
+    from numba import config
+
     from minipsp.backend import require_cuda
 
     cupy = require_cuda()
     index = cuda_device_index(cupy.cuda.runtime.getDeviceCount())
     cupy.cuda.Device(index).use()
+    if not config.ENABLE_CUDASIM:
+        from numba import cuda
+
+        cuda.select_device(index)
     return index
 
 

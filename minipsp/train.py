@@ -236,6 +236,8 @@ class Trainer:
         self.cfg = cfg = cfg.with_dataset_classes()
         if cfg.device == "cuda":
             minipsp.backend.require_cuda()
+            if distributed.get_world_size() > 1:
+                distributed.use_local_gpu()       # each rank its own GPU: local rank % device count
         memory.check_training_fits(cfg)       # before the dataset and the model allocate anything
         self.path = os.path.join(cfg.out, CHECKPOINT)
         self.log_path = os.path.join(cfg.out, "log.jsonl")
