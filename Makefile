@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-fast lint bench notebooks clean fuzz
+.PHONY: demo test test-fast lint bench notebooks clean fuzz gpu-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) -m benchmarks.ops
+
+# On a GPU machine (no network; CuPy, numba-cuda, a CUDA torch, pytest in python3; no venv): tests, a GPU vs
+# CPU training run and the GPU benchmarks in one call, <= 8 min, one report in $OUT or benchmarks/results/.
+gpu-check:
+	$(PYTHON) -m benchmarks.gpu_check
 
 # Coverage-guided fuzzing of minipsp.load (`make test` runs 45 s of it); what it finds is in fuzz/findings/.
 FUZZ_SECONDS ?= 600
