@@ -75,3 +75,20 @@ def test_convert_sync_batchnorm_keeps_parameters_order_and_keys():
     assert [type(m).__name__ for m in net] == ["Conv2d", "SyncBatchNorm", "ReLU", "Sequential"]
     x = minipsp.tensor(np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32))
     assert net[3][0](x).shape == (2, 4)                           # 2-D input, as torch's SyncBatchNorm takes
+
+
+def test_launched_as_several_processes_without_mpi4py_is_one_line(tmp_path):
+    """As if mpiexec -n 2 had started `minipsp` in an environment without mpi4py."""
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "mpi4py.py"             # an mpi4py that does not import, first on the path
+    blocker.write_text("raise ModuleNotFoundError(\"No module named 'mpi4py'\", name='mpi4py')\n")
+    env = dict(os.environ, PMI_SIZE="2", PMI_RANK="0", PYTHONPATH=f"{tmp_path}{os.pathsep}{os.getcwd()}")
+    done = subprocess.run([sys.executable, "-c", "import sys; from minipsp.cli import main; sys.exit(main(['info']))"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "launched as 2 processes but mpi4py is not installed" in lines[0]
+    assert "pip install -e '.[mpi]'" in lines[0]
