@@ -292,6 +292,8 @@ class Trainer:
         if self.rank == 0:
             with open(os.path.join(cfg.out, "config.toml"), "w") as f:
                 f.write(to_toml(cfg))
+        if self.world > 1:                        # which world trained from here (a resume may change it)
+            self._log({"iter": self.iteration, "world": {"ranks": self.world, "sync_bn": self.sync_bn}})
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state(self) -> dict:

@@ -24,9 +24,11 @@ TINY = ["--layers", "18", "--width", "8", "--crop-size", "33", "--batch-size", "
 
 
 def losses(run):
+    """{iteration: loss}, the number of loss lines, and the log's world records."""
     with open(run / "log.jsonl") as f:
         records = [json.loads(line) for line in f]
-    return {r["iter"]: r["loss"] for r in records if "loss" in r}, len(records)
+    return ({r["iter"]: r["loss"] for r in records if "loss" in r}, sum("loss" in r for r in records),
+            [r for r in records if "world" in r])
 
 
 def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
@@ -42,9 +44,12 @@ def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
                      timeout=120)
     assert done.stdout.count("checkpoint:") == 1                              # rank 0 alone reports
     run_ranks(1, MINIPSP + ["train", "--out", str(one), "--resume", "--iters", "4", "--no-progress"], timeout=120)
-    (two_losses, two_lines), (one_losses, one_lines) = losses(two), losses(one)
+    (two_losses, two_lines, two_worlds), (one_losses, one_lines, one_worlds) = losses(two), losses(one)
     assert sorted(two_losses) == sorted(one_losses) == [1, 2, 3, 4]
     assert two_lines == one_lines == 4                                        # one line per iteration: rank 0 writes
+    world = {"ranks": 2, "sync_bn": True}
+    assert two_worlds == [{"iter": 0, "world": world}, {"iter": 2, "world": world}]
+    assert one_worlds == [{"iter": 0, "world": world}]                         # the 1-rank part logs none
     for it in (3, 4):          # float32: the 2-rank gradient is a mean of two halves, the 1-rank one a single sum
         np.testing.assert_allclose(two_losses[it], one_losses[it], rtol=2e-5)
     assert two_losses[4] != two_losses[3]
