@@ -50,12 +50,12 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT_S = 480             # issue 11: the whole check stops itself at 8 minutes
-REPORT_RESERVE_S = 10     # kept back from the steps for writing the report
+REPORT_RESERVE_S = 25     # kept back from the steps: stopping an overrunning step (5 s a process), the report
 TAIL_CHARS = 3000         # of each step's output in the report
 
 # Seconds each step may take at most (the limit may cut the later ones shorter). The two training runs
 # share one budget: they run at the same time.
-BUDGETS = {"install": 60, "tests": 150, "training": 120, "benchmarks": 130}
+BUDGETS = {"install": 60, "tests": 150, "training": 120, "benchmarks": 120}
 DRY_BUDGETS = {"install": 30, "tests": 60, "training": 60, "benchmarks": 60}
 
 # PSPNet-18 on SyntheticScenes: the real check's training run, and the dry run's.
@@ -150,8 +150,8 @@ class Job:
 
 
 def _stop(process):
-    """SIGTERM to the whole process group (pytest's and torch's children too), SIGKILL 5 s later."""
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+    """SIGTERM to the whole process group (pytest's and torch's children too), SIGKILL 3 s later."""
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 2)):
         try:
             os.killpg(process.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -177,11 +177,11 @@ class Step:
 
 
 class Check:
-    def __init__(self, args):
+    def __init__(self, args, started=None):
         self.args = args
         self.dry = args.dry_run
         self.python = args.python
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # the limit counts from here
         self.deadline = self.started + args.limit
         self.budgets = DRY_BUDGETS if self.dry else BUDGETS
         self.when = datetime.datetime.now(datetime.timezone.utc)
@@ -280,7 +280,10 @@ class Check:
     def tests(self, step):
         junit = os.path.join(self.work, "junit.xml")
         # -v: one line per test, so a run stopped at its budget (before pytest writes its XML) is still counted
-        command = [self.python, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider", f"--junitxml={junit}"]
+        # --continue-on-collection-errors: a test module that does not import on this machine (a package missing)
+        # is one error in the counts, not the end of the session
+        command = [self.python, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                   "--continue-on-collection-errors"]
         env = dict(self.env)
         if self.dry:
             command.append("tests/gpu")  # collected and skipped: only the plumbing is checked
@@ -536,6 +539,7 @@ def main(argv=None):
     parser.add_argument("--report", help="where to write the report (default: $OUT or benchmarks/results/)")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs the steps")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     if not args.dry_run:
         gpu = find_gpu(args.python)
         if gpu is None:
@@ -544,7 +548,7 @@ def main(argv=None):
             return 0
         print(f"gpu-check: {gpu}; at most {args.limit:.0f} s, report in "
               f"{args.report or os.environ.get('OUT') or 'benchmarks/results/'}", flush=True)
-    return Check(args).main()
+    return Check(args, started).main()
 
 
 if __name__ == "__main__":

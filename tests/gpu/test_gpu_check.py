@@ -111,3 +111,65 @@ def test_test_counts_from_junit_and_from_a_stopped_verbose_run(tmp_path):
     counts, failures = gpu_check._verbose_counts(output)
     assert (counts["tests"], counts["passed"], counts["failures"], counts["skipped"]) == (3, 1, 1, 1)
     assert failures == [("tests/a.py::test_y", "failed")]
+
+
+class FakeJob:
+    """Stands in for gpu_check.Job on a GPU machine whose pip refuses to install and one of whose tests fails."""
+
+    calls = []
+
+    def __init__(self, command, env=None, cwd=ROOT):
+        self.result = gpu_check.Result(list(command))
+        self.env = dict(env or {})
+        FakeJob.calls.append((list(command), self.env))
+
+    def wait(self, until):
+        command, result = self.result.command, self.result
+        result.returncode, result.seconds = 0, 1.0
+        if "pip" in command:
+            result.returncode, result.output = 1, "error: externally-managed-environment"
+        elif "minipsp.cli" in command:
+            out, device = command[command.index("--out") + 1], command[command.index("--device") + 1]
+            os.makedirs(out)
+            with open(os.path.join(out, "log.jsonl"), "w") as f:
+                for it in range(1, 31):
+                    f.write(f'{{"iter": {it}, "loss": {3 - it / 20 + (1e-6 if device == "cuda" else 0)}}}\n')
+        elif "pytest" in command:
+            result.returncode = 1
+            result.output = ("tests/gpu/test_devices.py::test_a PASSED [ 50%]\n"
+                             "tests/ops/test_x.py::test_b FAILED [100%]\n")
+        elif "benchmarks.gpu" in command:
+            result.output = "conv2d 3x3 dilation 2   8x64x64x64 -> 64   1.000   1.500   1.50  1.0e-06\n"
+        elif "import minipsp" in command[-1]:
+            result.output = "/src/minipsp/__init__.py /src/kernels/__init__.py"
+        else:  # the version probe
+            result.output = '{"python": "3.12.3", "cupy-cuda13x": "14.2.0", "torch": "2.11.0"}'
+        return result
+
+
+def test_on_a_gpu_machine_the_steps_get_the_right_commands_and_pip_falls_back(monkeypatch, tmp_path):
+    FakeJob.calls = []
+    monkeypatch.setattr(gpu_check, "Job", FakeJob)
+    monkeypatch.setattr(gpu_check, "_device_line", lambda dry: "nvidia-smi: NVIDIA H200, 580.65, 143771 MiB, 9.0")
+    report = tmp_path / "r.md"
+    args = SimpleNamespace(dry_run=False, limit=480.0, report=str(report), python="python3")
+    assert gpu_check.Check(args).main() == 1                          # one test failed
+    commands = {" ".join(command): env for command, env in FakeJob.calls}
+    pip = next(c for c in commands if " pip " in c)
+    assert pip.startswith("python3 -m pip install --no-deps --no-build-isolation") and pip.endswith("-e .")
+    pytest_command = next(c for c in commands if " pytest " in c)
+    env = commands[pytest_command]
+    assert env["MINIPSP_REAL_GPU"] == "1" and "NUMBA_ENABLE_CUDASIM" not in env
+    assert env["PYTHONSAFEPATH"] == "1" and "source-tree" in env["PYTHONPATH"]   # pip failed: the source tree
+    assert "--continue-on-collection-errors" in pytest_command and "tests/gpu" not in pytest_command
+    trains = [c for c in commands if "minipsp.cli train" in c]
+    assert sorted(c.split("--device ")[1].split()[0] for c in trains) == ["cpu", "cuda"]
+    assert all("--iters 30 " in c and "--layers 18 " in c for c in trains)
+    assert any(c == "python3 -m benchmarks.gpu --repeats 10" for c in commands)
+    text = report.read_text()
+    assert "| Install | passed: from the source tree (PYTHONPATH) |" in text
+    assert "| Tests (pytest -m gpu) | failed (exit 1) |" in text and "`tests/ops/test_x.py::test_b`: failed" in text
+    assert "| 2 | 1 | 1 | 0 | 0 | ? |" in text                        # counted from pytest -v's lines
+    assert "30 of 30 iterations on both devices" in text and "They agree" in text
+    assert "| Benchmarks (benchmarks.gpu) | passed |" in text and "8x64x64x64 -> 64" in text
+    assert "NVIDIA H200" in text and "| cupy-cuda13x | 14.2.0 |" in text
