@@ -46,7 +46,8 @@ def run_ranks(n: int, args, timeout: float = 60, check: bool = True, cwd=None) -
     job outlives `timeout`."""
     command = [mpiexec(), "-n", str(n)] + list(args)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=rank_env(), cwd=cwd)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=rank_env(), cwd=cwd,
+                              stdin=subprocess.DEVNULL)     # CI has no standard input; mpiexec would forward it
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{' '.join(command)} did not end within {timeout} s:\n{exc.stdout}\n{exc.stderr}")
     if check and done.returncode != 0:
