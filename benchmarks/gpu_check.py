@@ -142,11 +142,19 @@ class Job:
             except subprocess.TimeoutExpired:
                 self.result.timed_out = True
                 self.result.returncode = _stop(self.process)
+            except BaseException:  # Ctrl-C or SIGTERM on this script: the step's processes go too
+                _stop(self.process)
+                raise
             self.log.seek(0)
             self.result.output = self.log.read().decode(errors="replace")
         self.log.close()
         self.result.seconds = time.monotonic() - self.start
         return self.result
+
+
+def _stop_quietly(job):
+    if job.process is not None and job.process.poll() is None:
+        _stop(job.process)
 
 
 def _stop(process):
@@ -228,6 +236,12 @@ class Check:
             start = time.monotonic()
             try:
                 step_fn(step)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what finished is still reported
+                step.status, step.seconds = "interrupted (this script was stopped)", time.monotonic() - start
+                _stop_quietly(probe)
+                self.write()
+                print(f"gpu-check: interrupted; report of what finished in {self.report_path}")
+                return 130
             except Exception as exc:  # a bug here must still leave a report
                 step.status, step.ok = f"failed: {type(exc).__name__}: {exc}", False
             step.seconds = time.monotonic() - start
@@ -551,5 +565,10 @@ def main(argv=None):
     return Check(args, started).main()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM (a scheduler's stop) ends like Ctrl-C, with a report
     raise SystemExit(main())

@@ -60,6 +60,22 @@ def test_dry_run_report_has_every_section_and_figure(dry_run):
                                         "training-1.log"]
 
 
+def test_sigterm_stops_the_step_and_still_writes_the_report(tmp_path):
+    report = tmp_path / "r.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("MINIPSP_REAL_GPU", "OUT")}
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", "--report", str(report)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(300):   # until the first report (written before the first step) is there
+        if report.exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.terminate()
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, out
+    assert "interrupted (this script was stopped)" in report.read_text()
+
+
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_0(monkeypatch, capsys):
     monkeypatch.setattr(gpu_check, "find_gpu", lambda python: None)
     assert gpu_check.main([]) == 0
