@@ -13,7 +13,8 @@ Formats `load` recognises, by looking at the file:
   one stream: magic number, protocol version, system info, the object, the list of storage keys,
   then each storage's bytes (an int64 element count, then the data).
 - minipsp's format: a zip with `minipsp/format`, `minipsp/data.pkl` (plain containers only; each
-  array is a persistent id ('array', key)) and `minipsp/arrays/<key>.npy`.
+  array is a persistent id ('array', key)) and `minipsp/arrays/<key>.npy` (read only as np.save
+  writes them: numbers and bools, the data exactly as long as the header says).
 
 A checkpoint is a file from the internet, so `load` treats it as hostile:
 - Unpickling can call any importable function (a file that says "call os.system('...')" runs it).
@@ -22,8 +23,7 @@ A checkpoint is a file from the internet, so `load` treats it as hostile:
 - It runs pickle's pure-Python unpickler with the opcodes that touch objects replaced: a call (REDUCE)
   reaches only our stand-ins, BUILD sets attributes of OrderedDicts only, NEWOBJ/INST/OBJ/EXT are refused,
   as are protocol 5's buffers; dict keys and set items must be strings or numbers (hashing a deeply nested
-  tuple crashes CPython).
-  It never recurses, so no nesting depth can overflow a stack.
+  tuple crashes CPython). Nothing recurses: any depth of nesting, and self reference, load as they are.
 - Every tensor recipe (storage, offset, size, stride) is checked -- integers, >= 0, every element inside
   its storage -- before NumPy sees it. Tensors are read in two passes over the pickle: the first
   checks the recipes and learns how many bytes of each storage the tensors use; then exactly those
@@ -372,15 +372,17 @@ def load(f):
 
     Raises CheckpointError (a ValueError) naming the file and the fault for any file it will not read:
     not a checkpoint, truncated, malformed, or crafted (negative strides, tensors outside their storage,
-    zip bombs, deep nesting, ...); UnsafeCheckpointError, a subclass (and a pickle.UnpicklingError),
+    zip bombs, shared objects copied again and again, unhashable keys, ...); UnsafeCheckpointError, a
+    subclass (and a pickle.UnpicklingError),
     when the pickle names a function or class a checkpoint has no reason to contain (it could run code).
     OSError only when the file cannot be opened or read at all.
 
-    Bound: time is linear in the file's size; memory is at most the pickle (a zip's data.pkl, at most
-    256 MiB; a legacy file is read whole), plus of each storage the bytes from its start up to the last
-    byte a tensor uses, plus the arrays returned. These may not exceed twice those storage bytes plus
-    64 MiB (an expanded or shared tensor beyond that is refused), so peak memory stays below about
-    three times the tensors' own bytes plus the pickle.
+    Bound: time is linear in the file's size (and, for a compressed zip, in the bytes inflated, which are
+    only those the tensors use). Memory is at most the pickle (a zip's data.pkl: at most 256 MiB; a legacy
+    file is read whole) plus S, the bytes of each storage from its start to the last byte a tensor uses,
+    plus the arrays returned, which may not exceed 2 S + 64 MiB (more, from expanded or overlapping
+    tensors, is refused): below 3 S + 64 MiB plus the pickle. For a checkpoint whose tensors cover their
+    storages (any state_dict), S is the tensors' own bytes.
     """
     if isinstance(f, (str, os.PathLike)):
         where = repr(os.fspath(f))
@@ -638,45 +640,15 @@ def _load_zip(file):
     with _zip_errors("the zip archive"):
         archive = zipfile.ZipFile(file)
     with archive:
-        entries = {info.filename: info for info in archive.infolist()}
-        if FORMAT_ENTRY in entries:
-            return _load_minipsp(archive, entries, file_size)
-        pickles = [n for n in entries if n.endswith("/data.pkl") and n.count("/") == 1]
+        archive = _Archive(archive, file_size)
+        if FORMAT_ENTRY in archive.entries:
+            return _load_minipsp(archive)
+        pickles = [n for n in archive.entries if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pickles:
+            names = [_describe(n) for n in archive.entries][:5]
             raise CheckpointError(f"a zip archive that is neither a PyTorch checkpoint (no <archive>/data.pkl) nor "
-                                  f"a minipsp one (no {FORMAT_ENTRY}); entries: {[_describe(n) for n in entries][:5]}")
-        return _load_torch_zip(archive, entries, file_size, pickles[0][: -len("data.pkl")])
-
-
-def _load_torch_zip(archive, entries, file_size, prefix):
-    byteorder = "little"
-    if prefix + "byteorder" in entries:
-        info = entries[prefix + "byteorder"]
-        byteorder = bytes(_read_entry(archive, info, min(info.file_size, 16), file_size)).strip().decode("latin1")
-        if byteorder not in ("little", "big"):
-            raise CheckpointError(f"its byteorder entry says {_describe(byteorder)}; expected little or big")
-    info = entries[prefix + "data.pkl"]
-    if info.file_size > MAX_PICKLE_BYTES:
-        raise CheckpointError(f"its data.pkl is {info.file_size} bytes; a checkpoint's pickle is at most "
-                              f"{MAX_PICKLE_BYTES} (it holds names and sizes; the tensors are elsewhere)")
-    data = bytes(_read_entry(archive, info, info.file_size, file_size))
-    reader = _TorchReader(byteorder)
-    reader.unpickle(data, 0, "data.pkl")
-    reader.check_budget()
-    for storage in reader.storages.values():
-        if not storage.needed:
-            continue
-        name = f"{prefix}data/{storage.key}"
-        if name not in entries:
-            raise CheckpointError(f"storage {storage.key!r} has no entry {name!r}")
-        declared = storage.numel * _ITEMSIZE[storage.dtype]
-        if entries[name].file_size != declared:
-            raise CheckpointError(f"entry {name!r} holds {entries[name].file_size} bytes, but the pickle says its "
-                                  f"storage has {storage.numel} {storage.dtype} elements ({declared} bytes)")
-        storage.data = _read_entry(archive, entries[name], storage.needed, file_size)
-    reader.build, reader.tensors = True, 0
-    obj, _ = reader.unpickle(data, 0, "data.pkl")
-    return _check_result(obj)
+                                  f"a minipsp one (no {FORMAT_ENTRY}); entries: {names}")
+        return _load_torch_zip(archive, pickles[0][: -len("data.pkl")])
 
 
 @contextlib.contextmanager
@@ -691,32 +663,89 @@ def _zip_errors(what):
         raise CheckpointError(f"{what} is damaged or truncated ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
-def _read_entry(archive, info, nbytes, file_size):
-    """The first `nbytes` bytes of a zip entry (nbytes <= its size), read in pieces: never more."""
-    what = f"entry {_describe(info.filename)}"
-    if info.flag_bits & 0x1:
-        raise CheckpointError(f"{what} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise CheckpointError(f"{what} uses compression method {info.compress_type}; only stored and deflated "
-                              "entries are read")
-    if info.header_offset + info.compress_size > file_size:
-        raise CheckpointError(f"{what} says it has {info.compress_size} bytes past the end of the file (truncated?)")
-    if (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size) or \
-            info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024:
-        raise CheckpointError(f"{what} says it inflates from {info.compress_size} to {info.file_size} bytes, "
-                              "which it cannot")
-    if not 0 <= nbytes <= info.file_size:
-        raise CheckpointError(f"{what} holds {info.file_size} bytes; {nbytes} are needed")
-    buffer = bytearray(nbytes)
-    view = memoryview(buffer)
-    done = 0
-    with _zip_errors(what), archive.open(info) as stream:
-        while done < nbytes:
-            count = stream.readinto(view[done:done + READ_CHUNK])
-            if not count:
-                raise CheckpointError(f"{what} ends after {done} of its {info.file_size} bytes (truncated?)")
-            done += count
-    return buffer
+class _Archive:
+    """A zip archive whose entries are read with bounds.
+
+    An entry is read only as far as asked, in pieces (a size that lies allocates nothing), and only if
+    its header is believable: stored or deflated, not encrypted, inside the file, inflating no more than
+    deflate can. The compressed bytes of the entries read may not add up to more than the file (entries
+    that overlap would let one compressed stream inflate again and again).
+    """
+
+    def __init__(self, archive, file_size):
+        self.archive, self.file_size = archive, file_size
+        self.entries = {info.filename: info for info in archive.infolist()}
+        self.claimed, self.opened = 0, set()
+
+    def read(self, name, nbytes=None, what=None):
+        """The first `nbytes` bytes (default: all) of entry `name`, as a bytearray."""
+        info = self.entries[name]
+        what = what or f"entry {_describe(name)}"
+        nbytes = info.file_size if nbytes is None else nbytes
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{what} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CheckpointError(f"{what} uses compression method {info.compress_type}; only stored and deflated "
+                                  "entries are read")
+        if info.header_offset + info.compress_size > self.file_size:
+            raise CheckpointError(f"{what} says it has {info.compress_size} bytes past the end of the file "
+                                  "(truncated?)")
+        if (info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size) or \
+                info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024:
+            raise CheckpointError(f"{what} says it inflates from {info.compress_size} to {info.file_size} bytes, "
+                                  "which it cannot")
+        if not 0 <= nbytes <= info.file_size:
+            raise CheckpointError(f"{what} holds {info.file_size} bytes; {nbytes} are needed")
+        if name not in self.opened:
+            self.opened.add(name)
+            self.claimed += info.compress_size
+            if self.claimed > self.file_size:
+                raise CheckpointError(f"its entries claim more compressed bytes than the file has ({what} "
+                                      "overlaps another: a zip bomb)")
+        buffer = bytearray(nbytes)
+        view = memoryview(buffer)
+        done = 0
+        with _zip_errors(what), self.archive.open(info) as stream:
+            while done < nbytes:
+                count = stream.readinto(view[done:done + READ_CHUNK])
+                if not count:
+                    raise CheckpointError(f"{what} ends after {done} of its {info.file_size} bytes (truncated?)")
+                done += count
+        return buffer
+
+    def read_pickle(self, name):
+        size = self.entries[name].file_size
+        if size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"its {name} is {size} bytes; a checkpoint's pickle is at most {MAX_PICKLE_BYTES} "
+                                  "(it holds names and sizes; the tensors are elsewhere)")
+        return bytes(self.read(name))
+
+
+def _load_torch_zip(archive, prefix):
+    byteorder = "little"
+    if prefix + "byteorder" in archive.entries:
+        size = archive.entries[prefix + "byteorder"].file_size
+        byteorder = bytes(archive.read(prefix + "byteorder", min(size, 16))).strip().decode("latin1")
+        if byteorder not in ("little", "big"):
+            raise CheckpointError(f"its byteorder entry says {_describe(byteorder)}; expected little or big")
+    data = archive.read_pickle(prefix + "data.pkl")
+    reader = _TorchReader(byteorder)
+    reader.unpickle(data, 0, "data.pkl")
+    reader.check_budget()
+    for storage in reader.storages.values():
+        if not storage.needed:
+            continue
+        name = f"{prefix}data/{storage.key}"
+        if name not in archive.entries:
+            raise CheckpointError(f"storage {storage.key!r} has no entry {name!r}")
+        declared = storage.numel * _ITEMSIZE[storage.dtype]
+        if archive.entries[name].file_size != declared:
+            raise CheckpointError(f"entry {name!r} holds {archive.entries[name].file_size} bytes, but the pickle "
+                                  f"says its storage has {storage.numel} {storage.dtype} elements ({declared} bytes)")
+        storage.data = archive.read(name, storage.needed)
+    reader.build, reader.tensors = True, 0
+    obj, _ = reader.unpickle(data, 0, "data.pkl")
+    return _check_result(obj)
 
 
 # -- minipsp's format -------------------------------------------------------------------------------
@@ -724,9 +753,9 @@ _NPY_HEADER = re.compile(rb"\{'descr': '([<>|])(b1|i1|i2|i4|i8|u1|u2|u4|u8|f2|f4
                          rb"'fortran_order': (True|False), 'shape': \(((?:\d{1,19}, )*\d{1,19},?|)\), \} *\n")
 
 
-def _load_minipsp(archive, entries, file_size):
-    info = entries[FORMAT_ENTRY]
-    tag = bytes(_read_entry(archive, info, min(info.file_size, 64), file_size))
+def _load_minipsp(archive):
+    size = archive.entries[FORMAT_ENTRY].file_size
+    tag = bytes(archive.read(FORMAT_ENTRY, min(size, 64)))
     if tag != FORMAT_TAG:
         raise CheckpointError(f"unknown minipsp checkpoint version {_describe(tag)}")
     arrays = {}
@@ -736,28 +765,26 @@ def _load_minipsp(archive, entries, file_size):
             raise CheckpointError(f"the pickle names a persistent id {_describe(pid)}; expected ('array', key)")
         if pid[1] not in arrays:  # a key named twice gives the same array (as the pickle's memo would)
             name = f"minipsp/arrays/{pid[1]}.npy"
-            if name not in entries:
+            if name not in archive.entries:
                 raise CheckpointError(f"the pickle names array {_describe(pid[1])}, which has no entry")
-            arrays[pid[1]] = _read_npy(archive, entries[name], file_size)
+            arrays[pid[1]] = _read_npy(archive, name)
         return arrays[pid[1]]
 
-    if "minipsp/data.pkl" not in entries:
+    if "minipsp/data.pkl" not in archive.entries:
         raise CheckpointError("a minipsp archive without minipsp/data.pkl")
-    info = entries["minipsp/data.pkl"]
-    if info.file_size > MAX_PICKLE_BYTES:
-        raise CheckpointError(f"its data.pkl is {info.file_size} bytes; at most {MAX_PICKLE_BYTES} are read")
-    data = bytes(_read_entry(archive, info, info.file_size, file_size))
+    data = archive.read_pickle("minipsp/data.pkl")
     allowed = {"collections.OrderedDict": _Global("collections.OrderedDict", _new_ordered_dict, 0, 0)}
     obj, _ = _unpickle(data, 0, allowed, persistent_load, "minipsp/data.pkl")
     return _check_result(obj)
 
 
-def _read_npy(archive, info, file_size):
+def _read_npy(archive, name):
     """One array as np.save wrote it: numbers or bools, no pickled objects. The header is matched exactly
     against what np.save writes, and the data must be exactly what the shape and dtype need."""
-    what = f"entry {_describe(info.filename)}"
-    head = bytes(_read_entry(archive, info, min(info.file_size, 10 + 4096), file_size))
-    if head[:6] != b"\x93NUMPY" or len(head) < 10 or head[6] not in (1, 2, 3):
+    what = f"entry {_describe(name)}"
+    size = archive.entries[name].file_size
+    head = bytes(archive.read(name, min(size, 12 + 4096)))
+    if head[:6] != b"\x93NUMPY" or len(head) < 12 or head[6] not in (1, 2, 3):
         raise CheckpointError(f"{what} is not a .npy array")
     if head[6] == 1:
         header_end = 10 + int.from_bytes(head[8:10], "little")
@@ -770,18 +797,18 @@ def _read_npy(archive, info, file_size):
         raise CheckpointError(f"{what} has a .npy header np.save does not write: {_describe(header)}")
     order, code, fortran, shape = match.groups()
     dtype = np.dtype((order + code).decode())
-    kind = code[:1]
     shape = tuple(int(n) for n in shape.replace(b",", b" ").split())
     if len(shape) > MAX_DIMS or any(n >= MAX_INDEX for n in shape):
         raise CheckpointError(f"{what} has the shape {shape}")
     nbytes = math.prod(shape) * dtype.itemsize
-    if info.file_size != header_end + nbytes:
-        raise CheckpointError(f"{what} holds {info.file_size - header_end} data bytes; its shape {shape} and dtype "
+    if size != header_end + nbytes:
+        raise CheckpointError(f"{what} holds {size - header_end} data bytes; its shape {shape} and dtype "
                               f"{dtype} need {nbytes}")
-    raw = _read_entry(archive, info, info.file_size, file_size)
-    stored = np.dtype("u1") if kind == b"b" else dtype
-    array = np.frombuffer(raw, dtype=stored, offset=header_end).reshape(shape, order="F" if fortran == b"True" else "C")
-    return array != 0 if kind == b"b" else array.astype(dtype.newbyteorder("="), copy=False)
+    raw = archive.read(name)
+    is_bool = code == b"b1"
+    array = np.frombuffer(raw, dtype=np.dtype("u1") if is_bool else dtype, offset=header_end)
+    array = array.reshape(shape, order="F" if fortran == b"True" else "C")
+    return array != 0 if is_bool else array.astype(dtype.newbyteorder("="), copy=False)
 
 
 # -- save -----------------------------------------------------------------------------------

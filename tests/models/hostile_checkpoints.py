@@ -16,6 +16,7 @@ import pickle
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -193,6 +194,37 @@ def zip_bomb(megabytes=64):
                      {"0": bytes(megabytes * 2**20)}, compression=zipfile.ZIP_DEFLATED)
 
 
+def overlapping_zip_bomb(megabytes=1):
+    """Two storage entries that share one deflate stream ("quoted overlap", Fifield 2019): entry 0's
+    stream is a stored block quoting entry 1's local header, then entry 1's stream, so both inflate it."""
+    kernel_size = megabytes * 2**20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    kernel = compressor.compress(bytes(kernel_size)) + compressor.flush()
+
+    def local_header(name, method, crc, compressed, size):
+        return struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0, crc, compressed, size, len(name), 0) + name
+
+    names = [b"archive/data/0", b"archive/data/1"]
+    header_1 = local_header(names[1], 8, zlib.crc32(bytes(kernel_size)), len(kernel), kernel_size)
+    quote = struct.pack("<BHH", 0, len(header_1), len(header_1) ^ 0xFFFF) + header_1  # a stored, non-final block
+    size_0 = len(header_1) + kernel_size
+    pickle_bytes = dumps([Tensor(Storage(key, numel=size // 4), size=(size // 4,))
+                          for key, size in (("0", size_0), ("1", kernel_size))])
+    entries = [(b"archive/data.pkl", 0, zlib.crc32(pickle_bytes), len(pickle_bytes), len(pickle_bytes))]
+    body = local_header(*entries[0]) + pickle_bytes
+    entries.append((names[0], 8, zlib.crc32(header_1 + bytes(kernel_size)), len(quote) + len(kernel), size_0))
+    offsets = [0, len(body)]
+    body += local_header(*entries[1]) + quote[:5]  # (the rest of the quote is header_1 itself, next)
+    offsets.append(len(body))
+    body += header_1 + kernel
+    entries.append((names[1], 8, zlib.crc32(bytes(kernel_size)), len(kernel), kernel_size))
+    central = b"".join(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0, crc, compressed, size,
+                                   len(name), 0, 0, 0, 0, 0, offset) + name
+                       for (name, method, crc, compressed, size), offset in zip(entries, offsets))
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), len(body), 0)
+    return body + central + end
+
+
 def build_on_function():
     """BUILD on an allowed function: setting _rebuild_tensor.__defaults__ for the rest of the process."""
     return op(pickle.PROTO, b"\x02", global_("torch._utils", "_rebuild_tensor"), pickle.NONE, pickle.EMPTY_DICT,
@@ -327,6 +359,7 @@ def _hostile():
         "zip_bomb_pickle_too_big": lying_sizes(torch_zip(dumps(None)), 300 * 2**20, "archive/data.pkl"),
         "storage_entry_larger_than_its_storage": torch_zip(dumps({"w": Tensor(Storage(numel=1), size=(1,))}),
                                                            {"0": bytes(2**20)}, compression=zipfile.ZIP_DEFLATED),
+        "overlapping_entries_zip_bomb": overlapping_zip_bomb(1),
         "encrypted_zip": encrypted(one_tensor()),
         "lzma_zip": torch_zip(dumps({"w": Tensor(storage)}), {"0": FLOATS}, compression=zipfile.ZIP_LZMA),
         "corrupt_deflate_stream": _corrupt_deflate(),
