@@ -254,6 +254,7 @@ def info() -> str:
         lines.append(f"kernels {variants}")
     except Exception as exc:  # info must always print, whatever is broken
         lines.append(f"kernels unavailable ({type(exc).__name__}: {exc})")
+    lines.append("mpi     " + distributed.describe_mpi())
     if backend.cuda_is_available():
         import cupy
 

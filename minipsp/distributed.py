@@ -125,6 +125,22 @@ def is_available() -> bool:
     return True
 
 
+def describe_mpi() -> str:
+    """mpi4py's and the MPI library's versions, and this world, or why there is no MPI (for `minipsp info`)."""
+    try:
+        import mpi4py
+    except ModuleNotFoundError:
+        return f"not available: mpi4py is not installed ({INSTALL_HINT})"
+    rank, world = rank_and_world()
+    where = f"rank {rank} of {world}" if _comm is not None else "not launched by mpiexec: a world of 1"
+    if _comm is None:
+        return f"mpi4py {mpi4py.__version__}; {where}"
+    from mpi4py import MPI
+
+    library = " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
+    return f"mpi4py {mpi4py.__version__}, {library}; {where}"
+
+
 def is_initialized() -> bool:
     return _initialized
 
