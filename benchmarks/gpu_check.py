@@ -185,6 +185,8 @@ class Step:
 
 
 class Check:
+    """The four steps, run in order within the limit, and the report that describes them."""
+
     def __init__(self, args, started=None):
         self.args = args
         self.dry = args.dry_run
@@ -231,15 +233,16 @@ class Check:
             if self.time_left() < 5:
                 step.status = f"skipped: the {self.args.limit:.0f} s limit was reached"
                 continue
-            if name != "install" and not self.versions:
-                self.versions = _parse_versions(probe.wait(time.monotonic() + 30))
             start = time.monotonic()
             try:
+                if name != "install" and not self.versions:
+                    self.versions = _parse_versions(probe.wait(time.monotonic() + 30))
                 step_fn(step)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what finished is still reported
                 step.status, step.seconds = "interrupted (this script was stopped)", time.monotonic() - start
                 _stop_quietly(probe)
                 self.write()
+                shutil.rmtree(self.work, ignore_errors=True)
                 print(f"gpu-check: interrupted; report of what finished in {self.report_path}")
                 return 130
             except Exception as exc:  # a bug here must still leave a report
