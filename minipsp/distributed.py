@@ -96,6 +96,14 @@ def init_process_group(backend: str | None = None) -> None:
         return
     _comm = MPI.COMM_WORLD
     _rank, _world = _comm.Get_rank(), _comm.Get_size()
+    launched = launched_world_size()
+    if launched > 1 and _world == 1:
+        # each process would train alone, all of them believing they are the world
+        _comm = None
+        library = MPI.Get_library_version().split()[0]
+        raise RuntimeError(f"launched as {launched} processes but MPI sees a world of 1: the mpiexec that started "
+                           f"them belongs to another MPI than the one mpi4py uses ({library}); use that MPI's mpiexec "
+                           f"(the venv's, {os.path.dirname(sys.executable)}/mpiexec, for the mpich wheel)")
     _local_rank = _find_local_rank(_comm)
     _backend = backend
     _initialized = True

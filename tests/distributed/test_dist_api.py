@@ -92,3 +92,17 @@ def test_launched_as_several_processes_without_mpi4py_is_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "launched as 2 processes but mpi4py is not installed" in lines[0]
     assert "pip install -e '.[mpi]'" in lines[0]
+
+
+def test_started_by_another_mpis_launcher_is_refused():
+    """Open MPI's mpirun starting processes whose mpi4py uses MPICH: each would see a world of 1 and train alone."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mpi4py")
+    env = dict(os.environ, OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0")
+    done = subprocess.run([sys.executable, "-c", "import sys; from minipsp.cli import main; sys.exit(main(['info']))"],
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "launched as 2 processes but MPI sees a world of 1" in done.stderr.splitlines()[-1]
