@@ -15,11 +15,16 @@ contiguous operands:
 
 All jitted functions are defined at module level with cache=True: compiled once per dtype, and
 the machine code is kept on disk for the next process.
+
+conv2d_forward and conv2d_backward are also where the algorithm is chosen (algorithm.py): 3x3
+stride-1 convolutions with enough channels and large enough maps go to Winograd (winograd.py),
+the rest to im2col below. MINIPSP_CONV=im2col|winograd|winograd2|winograd4 forces one.
 """
 
 import numpy as np
 from numba import njit, prange
 
+from . import algorithm, winograd
 from .reference import output_size
 
 
@@ -172,6 +177,9 @@ def _group_cols(x, kernel_size, stride, padding, dilation):
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
     """y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), weight (C_out, C_in, KH, KW)) + bias (C_out,) or None."""
+    forward_algorithm, _ = algorithm.choose(x.shape, weight.shape, stride, padding, dilation)
+    if forward_algorithm != "im2col":
+        return winograd.conv2d_forward(x, weight, bias, padding, dilation, algorithm.tile_size(forward_algorithm))
     x = np.ascontiguousarray(x)
     N = x.shape[0]
     C_out, _, KH, KW = weight.shape
@@ -193,6 +201,23 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation,
 
     cols is recomputed from x rather than saved by forward: it is KH*KW times the size of x.
     """
+    input_algorithm, weight_algorithm = algorithm.choose(x.shape, weight.shape, stride, padding, dilation)
+    im2col_input = needs_input_grad and input_algorithm == "im2col"
+    im2col_weight = needs_weight_grad and weight_algorithm == "im2col"
+    dx, dw = _im2col_backward(dy, x, weight, stride, padding, dilation, im2col_input, im2col_weight)
+    if needs_input_grad and not im2col_input:
+        dx = winograd.conv2d_input_grad(dy, weight, x.shape, padding, dilation, algorithm.tile_size(input_algorithm))
+    if needs_weight_grad and not im2col_weight:
+        dw = winograd.conv2d_weight_grad(dy, x, weight.shape, padding, dilation,
+                                         algorithm.tile_size(weight_algorithm))
+    db = dy.sum(axis=(0, 2, 3)) if needs_bias_grad else None
+    return dx, dw, db
+
+
+def _im2col_backward(dy, x, weight, stride, padding, dilation, needs_input_grad, needs_weight_grad):
+    """(dx, dw) by im2col: dw = dy_mat @ cols^T, dx = col2im(w_mat^T @ dy_mat), per group of images."""
+    if not (needs_input_grad or needs_weight_grad):
+        return None, None
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     N, _, OH, OW = dy.shape
     C_out, _, KH, KW = weight.shape
@@ -212,5 +237,4 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation,
             dcols = np.matmul(w_mat.T, dy_mat)                             # C_in*KH*KW, g*OH*OW
             _add_cols(dcols, dx[n0:n1], geometry)                          # g, C_in, H, W
     dw = dw_mat.reshape(weight.shape) if needs_weight_grad else None
-    db = dy.sum(axis=(0, 2, 3)) if needs_bias_grad else None
-    return dx, dw, db
+    return dx, dw

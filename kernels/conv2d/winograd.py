@@ -1,0 +1,472 @@
+"""conv2d by Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3): 3x3 kernels, stride 1, any dilation.
+
+1-D first. F(m, r) computes m outputs of an r-tap correlation, y[i] = sum_k g[k] d[i + k], from
+alpha = m + r - 1 inputs with alpha multiplications instead of m*r. Read y as the coefficients of
+the polynomial product y(X) = g(X) d(X) (reversed, for a correlation): evaluate g and d at alpha
+points, multiply the values (alpha multiplications: the only ones that depend on both), interpolate
+back. As matrices (Lavin & Gray 2016, eq. 4):
+
+    y = A^T [ (G g) * (B^T d) ]         g (3,), d (alpha,), y (m,); * is elementwise
+
+G evaluates the filter at the points, B^T the data (with the correction that makes it exact for
+correlation), A^T interpolates. F(2, 3), points 0, 1, -1 and infinity (4 multiplications, not 6):
+
+    B^T = [[1, 0,-1, 0],     G = [[  1,   0,   0],     A^T = [[1, 1, 1, 0],
+           [0, 1, 1, 0],          [1/2, 1/2, 1/2],            [0, 1,-1,-1]]
+           [0,-1, 1, 0],          [1/2,-1/2, 1/2],
+           [0, 1, 0,-1]]          [  0,   0,   1]]
+
+F(4, 3), points 0, 1, -1, 2, -2 and infinity (6 multiplications, not 12):
+
+    B^T = [[4, 0,-5, 0, 1, 0],     G = [[ 1/4,     0,    0],     A^T = [[1, 1, 1, 1, 1, 0],
+           [0,-4,-4, 1, 1, 0],          [-1/6,  -1/6, -1/6],            [0, 1,-1, 2,-2, 0],
+           [0, 4,-4,-1, 1, 0],          [-1/6,   1/6, -1/6],            [0, 1, 1, 4, 4, 0],
+           [0,-2,-1, 2, 1, 0],          [1/24,  1/12,  1/6],            [0, 1,-1, 8,-8, 1]]
+           [0, 2,-1,-2, 1, 0],          [1/24, -1/12,  1/6],
+           [0, 4, 0,-5, 0, 1]]          [   0,     0,    1]]
+
+2-D by nesting (the 1-D algorithm along rows, then along columns): for an alpha x alpha input tile
+d and a 3x3 filter g, the m x m output tile is
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+
+alpha^2 multiplications per tile instead of m^2 * 9: F(2x2, 3x3) 16 instead of 36 (2.25x fewer),
+F(4x4, 3x3) 36 instead of 144 (4x fewer). Tiles overlap by 2 pixels and cover the output in
+steps of m. Summed over input channels, the elementwise product becomes one matrix product per
+transformed position xi = (i, j), which is where the time goes (the BLAS does it):
+
+    U = G g G^T     (alpha^2, C_out, C_in)       filter transform, once per call
+    V = B^T d B     (alpha^2, C_in, T)           input transform, T tiles (of a group of images)
+    M = U @ V       (alpha^2, C_out, T)          alpha^2 GEMMs of C_out x C_in x T
+    Y = A^T M A     -> y (N, C_out, OH, OW)      output transform
+
+Backward (the same three transforms, no new algorithm):
+    dx: a stride-1 3x3 convolution of dy with the flipped, transposed kernel w'[c, co] = w[co, c, ::-1, ::-1],
+        padding 2*d - p per axis (d the dilation), output size H x W: Winograd forward again.
+    dw: the adjoint of the forward in U. With Z = A dY A^T per output tile (alpha^2, C_out, T),
+        dU = Z @ V^T (alpha^2 GEMMs of C_out x T x C_in, summed over tiles), dw = G^T dU G.
+Dilation goes through space_to_batch.py: the loops read the phase sub-image x[:, :, r::d, s::d] and
+write y[:, :, a::d, b::d] in place, so a dilated conv is the same tiles on smaller images.
+
+Numerics (float32, measured against the float64 reference on PSPNet's 3x3 layer shapes, see
+tests/ops/test_conv2d_winograd.py and benchmarks/README.md): the largest error relative to the
+output's largest magnitude, max|y - y64| / max|y64|, of y, dx and dw, batch 2, He-initialised weights:
+
+    im2col   2.4e-7 .. 7.0e-7        ERROR_BOUND (what the tests hold): 2e-6
+    F(2x2)   1.4e-7 .. 7.2e-7                                            3e-6
+    F(4x4)   1.8e-6 .. 1.2e-5                                            3e-5
+
+F(2x2) is as accurate as im2col; F(4x4) loses about one decimal digit: its transforms have entries
+up to 5 (B^T) and 8 (A^T), so the transformed values are up to ~25x and ~64x larger than the result
+that their sum cancels down to, and float32 rounding of those large terms is what remains. Through
+a whole network this shows: PSPNet-18's float32 parameter gradients (tests/models' parity check,
+33 px) are 6e-4 from float64 in relative L2 with F(4x4) forced everywhere, 3e-5 with torch.
+Ref: Winograd 1980; Lavin & Gray, Fast Algorithms for Convolutional Neural Networks, CVPR 2016.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import space_to_batch as stb
+
+# float64, as printed above; the filter transforms use them as they are, the tile loops hard-code them
+MATRICES = {
+    2: dict(BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64),
+            G=np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
+            AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)),
+    4: dict(BT=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64),
+            G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                        [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+            AT=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                        dtype=np.float64)),
+}
+
+# max|y - y64| / max|y64| in float32 (measured: see the module docstring)
+ERROR_BOUND = {"im2col": 2e-6, 2: 3e-6, 4: 3e-5}
+
+# Bytes of V (one group's transformed input) per GEMM batch: a few MB keeps V and M in the cache
+# between the transform that writes them and the GEMM that reads them; small maps go as one group.
+TILES_BUDGET = 8 << 20
+# A transform loop runs in parallel (prange over channels) only above this many elements of V.
+PARALLEL_MIN_SIZE = 1 << 16
+
+
+# ---------------------------------------------------------------- 1-D transforms (hard-coded matrices)
+# k holds the constants 2, 4, 5, 8 in the array's dtype: a literal 4 times a float32 is float64 in Numba.
+
+@njit(cache=True, inline="always")
+def _bt4(d0, d1, d2, d3, d4, d5, k):
+    """B^T d for F(4, 3)."""
+    two, four, five = k[0], k[1], k[2]
+    a, b = d4 - four * d2, d3 - four * d1
+    c, e = d4 - d2, two * (d3 - d1)
+    return four * d0 - five * d2 + d4, a + b, a - b, c + e, c - e, four * d1 - five * d3 + d5
+
+
+@njit(cache=True, inline="always")
+def _at4(m0, m1, m2, m3, m4, m5, k):
+    """A^T m for F(4, 3)."""
+    two, four, eight = k[0], k[1], k[3]
+    p, q, r, s = m1 + m2, m1 - m2, m3 + m4, m3 - m4
+    return m0 + p + r, q + two * s, p + four * r, q + eight * s + m5
+
+
+@njit(cache=True, inline="always")
+def _a4(e0, e1, e2, e3, k):
+    """A e for F(4, 3): the adjoint of the output transform (dy tile -> alpha values)."""
+    two, four, eight = k[0], k[1], k[3]
+    p, q = e0 + e2, e1 + e3
+    p2, q2 = e0 + four * e2, two * e1 + eight * e3
+    return e0, p + q, p - q, p2 + q2, p2 - q2, e3
+
+
+@njit(cache=True, inline="always")
+def _bt2(d0, d1, d2, d3):
+    """B^T d for F(2, 3)."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(cache=True, inline="always")
+def _at2(m0, m1, m2, m3):
+    """A^T m for F(2, 3)."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(cache=True, inline="always")
+def _a2(e0, e1):
+    """A e for F(2, 3)."""
+    return e0, e0 + e1, e0 - e1, -e1
+
+
+# ---------------------------------------------------------------- one channel plane, all tiles of a group
+
+@njit(cache=True, inline="always")
+def _value(x, n, c, h, w, inside):
+    """x[n, c, h, w], or 0 where the tile hangs over the edge (the zero padding)."""
+    return x[n, c, h, w] if inside else x.dtype.type(0)
+
+
+@njit(cache=True, inline="always")
+def _row6(x, n, c, h, row_ok, w, dw, col_ok):
+    """Six values of one row of a tile: x[n, c, h, w + dw*j] for j < 6, zero outside."""
+    return (_value(x, n, c, h, w, row_ok and col_ok[0]), _value(x, n, c, h, w + dw, row_ok and col_ok[1]),
+            _value(x, n, c, h, w + 2 * dw, row_ok and col_ok[2]), _value(x, n, c, h, w + 3 * dw, row_ok and col_ok[3]),
+            _value(x, n, c, h, w + 4 * dw, row_ok and col_ok[4]), _value(x, n, c, h, w + 5 * dw, row_ok and col_ok[5]))
+
+
+@njit(cache=True, inline="always")
+def _row4(x, n, c, h, row_ok, w, dw, col_ok):
+    return (_value(x, n, c, h, w, row_ok and col_ok[0]), _value(x, n, c, h, w + dw, row_ok and col_ok[1]),
+            _value(x, n, c, h, w + 2 * dw, row_ok and col_ok[2]), _value(x, n, c, h, w + 3 * dw, row_ok and col_ok[3]))
+
+
+@njit(cache=True, inline="always")
+def _input_tile4(x, V, n, c, tile, h0, dh, hr, u0, w0, dw, wr, v0, k):
+    """V[:, c, tile] = B^T d B for the 6 x 6 tile d whose corner is sub-image pixel (u0, v0)."""
+    col_ok = (0 <= v0 < wr, 0 <= v0 + 1 < wr, 0 <= v0 + 2 < wr, 0 <= v0 + 3 < wr, 0 <= v0 + 4 < wr,
+              0 <= v0 + 5 < wr)
+    w = w0 + dw * v0
+    r0 = _row6(x, n, c, h0 + dh * u0, 0 <= u0 < hr, w, dw, col_ok)
+    r1 = _row6(x, n, c, h0 + dh * (u0 + 1), 0 <= u0 + 1 < hr, w, dw, col_ok)
+    r2 = _row6(x, n, c, h0 + dh * (u0 + 2), 0 <= u0 + 2 < hr, w, dw, col_ok)
+    r3 = _row6(x, n, c, h0 + dh * (u0 + 3), 0 <= u0 + 3 < hr, w, dw, col_ok)
+    r4 = _row6(x, n, c, h0 + dh * (u0 + 4), 0 <= u0 + 4 < hr, w, dw, col_ok)
+    r5 = _row6(x, n, c, h0 + dh * (u0 + 5), 0 <= u0 + 5 < hr, w, dw, col_ok)
+    # B^T d, one column at a time: column j of the result is t_j
+    t0 = _bt4(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], k)
+    t1 = _bt4(r0[1], r1[1], r2[1], r3[1], r4[1], r5[1], k)
+    t2 = _bt4(r0[2], r1[2], r2[2], r3[2], r4[2], r5[2], k)
+    t3 = _bt4(r0[3], r1[3], r2[3], r3[3], r4[3], r5[3], k)
+    t4 = _bt4(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], k)
+    t5 = _bt4(r0[5], r1[5], r2[5], r3[5], r4[5], r5[5], k)
+    for i in range(6):          # (B^T d) B: row i of B^T d is (t0[i], ..., t5[i])
+        row = _bt4(t0[i], t1[i], t2[i], t3[i], t4[i], t5[i], k)
+        for j in range(6):
+            V[i * 6 + j, c, tile] = row[j]
+
+
+@njit(cache=True, inline="always")
+def _input_tile2(x, V, n, c, tile, h0, dh, hr, u0, w0, dw, wr, v0):
+    """V[:, c, tile] = B^T d B for the 4 x 4 tile d whose corner is sub-image pixel (u0, v0)."""
+    col_ok = (0 <= v0 < wr, 0 <= v0 + 1 < wr, 0 <= v0 + 2 < wr, 0 <= v0 + 3 < wr)
+    w = w0 + dw * v0
+    r0 = _row4(x, n, c, h0 + dh * u0, 0 <= u0 < hr, w, dw, col_ok)
+    r1 = _row4(x, n, c, h0 + dh * (u0 + 1), 0 <= u0 + 1 < hr, w, dw, col_ok)
+    r2 = _row4(x, n, c, h0 + dh * (u0 + 2), 0 <= u0 + 2 < hr, w, dw, col_ok)
+    r3 = _row4(x, n, c, h0 + dh * (u0 + 3), 0 <= u0 + 3 < hr, w, dw, col_ok)
+    t0 = _bt2(r0[0], r1[0], r2[0], r3[0])
+    t1 = _bt2(r0[1], r1[1], r2[1], r3[1])
+    t2 = _bt2(r0[2], r1[2], r2[2], r3[2])
+    t3 = _bt2(r0[3], r1[3], r2[3], r3[3])
+    for i in range(4):
+        row = _bt2(t0[i], t1[i], t2[i], t3[i])
+        for j in range(4):
+            V[i * 4 + j, c, tile] = row[j]
+
+
+@njit(cache=True)
+def _input_plane(x, V, c, table, tiles_per_image, dilation, m, k):
+    """V[:, c, t] = B^T d B for every tile t of channel c of x (g, C, H, W), every phase of the table."""
+    dh, dw = dilation
+    for n in range(x.shape[0]):
+        for p in range(table.shape[0]):
+            r, s, hr, wr, qh, qw = table[p, stb.R], table[p, stb.S], table[p, stb.HR], table[p, stb.WR], \
+                table[p, stb.QH], table[p, stb.QW]
+            tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
+            first = n * tiles_per_image + table[p, stb.BASE]
+            for th in range(tiles_h):
+                for tw in range(tiles_w):
+                    tile = first + th * tiles_w + tw
+                    if m == 4:
+                        _input_tile4(x, V, n, c, tile, r, dh, hr, qh + th * 4, s, dw, wr, qw + tw * 4, k)
+                    else:
+                        _input_tile2(x, V, n, c, tile, r, dh, hr, qh + th * 2, s, dw, wr, qw + tw * 2)
+
+
+@njit(cache=True)
+def _output_plane(M, y, co, table, tiles_per_image, dilation, m, k):
+    """y[:, co] (g, C_out, OH, OW) from the tiles M[:, co, t]: Y = A^T M A, the parts inside y."""
+    alpha = m + 2
+    s_ = np.empty((m, alpha), dtype=M.dtype)
+    Y = np.empty((m, m), dtype=M.dtype)
+    dh, dw = dilation
+    for n in range(y.shape[0]):
+        for p in range(table.shape[0]):
+            a, b, oha, owb = table[p, stb.A], table[p, stb.B], table[p, stb.OHA], table[p, stb.OWB]
+            tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
+            first = n * tiles_per_image + table[p, stb.BASE]
+            for th in range(tiles_h):
+                for tw in range(tiles_w):
+                    tile = first + th * tiles_w + tw
+                    if m == 4:
+                        for j in range(6):          # A^T M: each column
+                            s_[0, j], s_[1, j], s_[2, j], s_[3, j] = _at4(
+                                M[j, co, tile], M[6 + j, co, tile], M[12 + j, co, tile], M[18 + j, co, tile],
+                                M[24 + j, co, tile], M[30 + j, co, tile], k)
+                        for i in range(4):          # (A^T M) A: each row
+                            Y[i, 0], Y[i, 1], Y[i, 2], Y[i, 3] = _at4(
+                                s_[i, 0], s_[i, 1], s_[i, 2], s_[i, 3], s_[i, 4], s_[i, 5], k)
+                    else:
+                        for j in range(4):
+                            s_[0, j], s_[1, j] = _at2(M[j, co, tile], M[4 + j, co, tile], M[8 + j, co, tile],
+                                                      M[12 + j, co, tile])
+                        for i in range(2):
+                            Y[i, 0], Y[i, 1] = _at2(s_[i, 0], s_[i, 1], s_[i, 2], s_[i, 3])
+                    for i in range(min(m, oha - th * m)):        # the part of the tile inside y
+                        row = a + dh * (th * m + i)
+                        for j in range(min(m, owb - tw * m)):
+                            y[n, co, row, b + dw * (tw * m + j)] = Y[i, j]
+
+
+@njit(cache=True)
+def _grad_plane(dy, Z, co, table, tiles_per_image, dilation, m, k):
+    """Z[:, co, t] = A e A^T for every m x m tile e of dy[:, co] (zero outside dy): dw's transform."""
+    alpha = m + 2
+    e = np.zeros((m, m), dtype=dy.dtype)
+    s_ = np.empty((alpha, m), dtype=dy.dtype)
+    dh, dw = dilation
+    for n in range(dy.shape[0]):
+        for p in range(table.shape[0]):
+            a, b, oha, owb = table[p, stb.A], table[p, stb.B], table[p, stb.OHA], table[p, stb.OWB]
+            tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
+            first = n * tiles_per_image + table[p, stb.BASE]
+            for th in range(tiles_h):
+                for tw in range(tiles_w):
+                    tile = first + th * tiles_w + tw
+                    for i in range(m):
+                        oi = th * m + i
+                        for j in range(m):
+                            oj = tw * m + j
+                            inside = oi < oha and oj < owb
+                            e[i, j] = dy[n, co, a + dh * oi, b + dw * oj] if inside else 0
+                    if m == 4:
+                        for j in range(4):          # A e: each column
+                            s_[0, j], s_[1, j], s_[2, j], s_[3, j], s_[4, j], s_[5, j] = _a4(
+                                e[0, j], e[1, j], e[2, j], e[3, j], k)
+                        for i in range(6):          # (A e) A^T: each row
+                            row = _a4(s_[i, 0], s_[i, 1], s_[i, 2], s_[i, 3], k)
+                            for j in range(6):
+                                Z[i * 6 + j, co, tile] = row[j]
+                    else:
+                        for j in range(2):
+                            s_[0, j], s_[1, j], s_[2, j], s_[3, j] = _a2(e[0, j], e[1, j])
+                        for i in range(4):
+                            row = _a2(s_[i, 0], s_[i, 1])
+                            for j in range(4):
+                                Z[i * 4 + j, co, tile] = row[j]
+
+
+# Each plane loop runs serially or in parallel over channels (prange): on small arrays (gradient
+# checks, layer4's maps) waking the threads costs more than the work (see cpu.py's PARALLEL_MIN_SIZE).
+@njit(cache=True, parallel=True)
+def _input_parallel(x, V, table, tiles_per_image, dilation, m, k):
+    for c in prange(x.shape[1]):
+        _input_plane(x, V, c, table, tiles_per_image, dilation, m, k)
+
+
+@njit(cache=True)
+def _input_serial(x, V, table, tiles_per_image, dilation, m, k):
+    for c in range(x.shape[1]):
+        _input_plane(x, V, c, table, tiles_per_image, dilation, m, k)
+
+
+@njit(cache=True, parallel=True)
+def _output_parallel(M, y, table, tiles_per_image, dilation, m, k):
+    for co in prange(y.shape[1]):
+        _output_plane(M, y, co, table, tiles_per_image, dilation, m, k)
+
+
+@njit(cache=True)
+def _output_serial(M, y, table, tiles_per_image, dilation, m, k):
+    for co in range(y.shape[1]):
+        _output_plane(M, y, co, table, tiles_per_image, dilation, m, k)
+
+
+@njit(cache=True, parallel=True)
+def _grad_parallel(dy, Z, table, tiles_per_image, dilation, m, k):
+    for co in prange(dy.shape[1]):
+        _grad_plane(dy, Z, co, table, tiles_per_image, dilation, m, k)
+
+
+@njit(cache=True)
+def _grad_serial(dy, Z, table, tiles_per_image, dilation, m, k):
+    for co in range(dy.shape[1]):
+        _grad_plane(dy, Z, co, table, tiles_per_image, dilation, m, k)
+
+
+# ---------------------------------------------------------------- filter transforms (float64 arithmetic)
+# Serial: C_out*C_in*(alpha*9 + alpha^2*3) multiply-adds, under 1 ms for 64 x 64 channels, ~40 ms at
+# 512 x 1024 (where the table keeps im2col at PSPNet's map sizes anyway).
+
+@njit(cache=True)
+def _filter_transform(weight, G, U):
+    """U[i*alpha + j, co, c] = (G g G^T)[i, j] for g = weight[co, c] (3, 3)."""
+    alpha = G.shape[0]
+    C_out, C_in = weight.shape[:2]
+    for co in range(C_out):
+        Gg = np.empty((alpha, 3))
+        for c in range(C_in):
+            for i in range(alpha):
+                for l in range(3):
+                    Gg[i, l] = G[i, 0] * weight[co, c, 0, l] + G[i, 1] * weight[co, c, 1, l] \
+                        + G[i, 2] * weight[co, c, 2, l]
+            for i in range(alpha):
+                for j in range(alpha):
+                    U[i * alpha + j, co, c] = Gg[i, 0] * G[j, 0] + Gg[i, 1] * G[j, 1] + Gg[i, 2] * G[j, 2]
+
+
+@njit(cache=True)
+def _filter_transform_adjoint(dU, G, dw):
+    """dw[co, c] = G^T dU[:, :, co, c] G (3, 3): the filter transform's adjoint."""
+    alpha = G.shape[0]
+    C_out, C_in = dw.shape[:2]
+    for co in range(C_out):
+        GtdU = np.empty((3, alpha))
+        for c in range(C_in):
+            for k in range(3):
+                for j in range(alpha):
+                    total = 0.0
+                    for i in range(alpha):
+                        total += G[i, k] * dU[i * alpha + j, co, c]
+                    GtdU[k, j] = total
+            for k in range(3):
+                for l in range(3):
+                    total = 0.0
+                    for j in range(alpha):
+                        total += GtdU[k, j] * G[j, l]
+                    dw[co, c, k, l] = total
+
+
+# ---------------------------------------------------------------- the convolutions
+
+def _planes(alpha2, rows, columns, dtype):
+    """An uninitialised (alpha2, rows, columns) array whose planes are NOT a power of two apart.
+
+    A transform loop writes (or reads) the alpha^2 planes at once, one element of each per tile.
+    With rows*columns a power of two (64 x 2048 floats = 512 KB) all those addresses fall in the
+    same set of the L1 cache and evict each other: the loop ran 4.5x slower. 16 spare elements per
+    plane spread them over different sets. Each plane stays a contiguous matrix for the BLAS."""
+    size = rows * columns
+    buffer = np.empty((alpha2, size + 16), dtype=dtype)
+    return buffer[:, :size].reshape(alpha2, rows, columns)
+
+
+def _constants(dtype):
+    return np.array([2, 4, 5, 8], dtype=dtype)
+
+
+def _groups(N, bytes_per_image):
+    size = max(1, min(N, TILES_BUDGET // max(1, bytes_per_image)))
+    return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
+
+
+def transform_filter(weight, m):
+    """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype."""
+    C_out, C_in = weight.shape[:2]
+    alpha = m + 2
+    U = np.empty((alpha * alpha, C_out, C_in), dtype=weight.dtype)
+    _filter_transform(np.ascontiguousarray(weight), MATRICES[m]["G"], U)
+    return U
+
+
+def correlate(x, U, out_size, padding, dilation, m):
+    """y[n, co, o] = sum_{c, k} w[co, c, k] x[n, c, o - p + d*k] (2-D, 3x3, stride 1, zero outside x)
+    for 0 <= o < out_size, from U = transform_filter(w, m). padding (ph, pw) may be negative.
+    x (N, C_in, H, W) -> y (N, C_out, OH, OW)."""
+    x = np.ascontiguousarray(x)
+    N, C_in, H, W = x.shape
+    alpha2, C_out = U.shape[0], U.shape[1]
+    OH, OW = out_size
+    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
+    if y.size == 0:
+        return y
+    k = _constants(x.dtype)
+    for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize):
+        T = (n1 - n0) * tiles_per_image
+        V = _planes(alpha2, C_in, T, x.dtype)
+        parallel = V.size >= PARALLEL_MIN_SIZE
+        (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
+        M = np.matmul(U, V, out=_planes(alpha2, C_out, T, x.dtype))         # alpha^2, C_out, T
+        (_output_parallel if parallel else _output_serial)(M, y[n0:n1], table, tiles_per_image, dilation, m, k)
+    return y
+
+
+def conv2d_forward(x, weight, bias, padding, dilation, m):
+    """y = conv2d(x, weight, bias, stride 1, padding, dilation) for a 3x3 weight, by F(m x m, 3x3)."""
+    H, W = x.shape[2:]
+    OH, OW = (size + 2 * p - 2 * d for size, p, d in zip((H, W), padding, dilation))
+    y = correlate(x, transform_filter(weight, m), (OH, OW), padding, dilation, m)
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv2d_input_grad(dy, weight, x_shape, padding, dilation, m):
+    """dx = the correlation of dy with the flipped, transposed kernel, padding 2*d - p, size H x W."""
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # C_in, C_out, 3, 3
+    back_padding = tuple(2 * d - p for p, d in zip(padding, dilation))
+    return correlate(dy, transform_filter(flipped, m), x_shape[2:], back_padding, dilation, m)
+
+
+def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
+    """dw = G^T (sum over tiles of (A dY A^T) V^T) G: the adjoint of the forward in U."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    N, C_in, H, W = x.shape
+    C_out, OH, OW = dy.shape[1:]
+    alpha2 = (m + 2) ** 2
+    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    dU = np.zeros((alpha2, C_out, C_in), dtype=x.dtype)
+    k = _constants(x.dtype)
+    for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize):
+        T = (n1 - n0) * tiles_per_image
+        V = _planes(alpha2, C_in, T, x.dtype)
+        Z = _planes(alpha2, C_out, T, x.dtype)
+        parallel = V.size >= PARALLEL_MIN_SIZE
+        (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
+        (_grad_parallel if parallel else _grad_serial)(dy[n0:n1], Z, table, tiles_per_image, dilation, m, k)
+        dU += np.matmul(Z, V.transpose(0, 2, 1))                              # alpha^2, C_out, C_in
+    dw = np.empty(weight_shape, dtype=x.dtype)
+    _filter_transform_adjoint(dU, MATRICES[m]["G"], dw)
+    return dw

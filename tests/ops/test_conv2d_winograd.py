@@ -1,0 +1,268 @@
+"""conv2d by Winograd F(2x2, 3x3) / F(4x4, 3x3) and space-to-batch dilation (kernels/conv2d/winograd.py).
+
+- the transform matrices: 1-D F(m, 3) is exact (float64), and 2-D nests it;
+- winograd == im2col == reference in float64, forward and backward, over Hypothesis-drawn shapes,
+  paddings (0-3, per axis, also larger than the kernel), dilations (1-4 per axis) and odd sizes,
+  with image groups and the parallel loops forced on;
+- float64 gradient checks through F.conv2d with MINIPSP_CONV forced to each tile size;
+- float32 error against the float64 reference on PSPNet's layer shapes, within each algorithm's bound;
+- the dispatch table and MINIPSP_CONV; no im2col on the Winograd path;
+- the whole-PSPNet torch parity check with each algorithm forced.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from minipsp.kernels.conv2d import algorithm, cpu, reference, winograd
+from minipsp.kernels.conv2d import space_to_batch as stb
+
+import minipsp
+import minipsp.nn.functional as F
+
+WINOGRAD = ["winograd2", "winograd4"]
+
+
+@st.composite
+def winograd_configs(draw, max_n=2, max_c=3, max_padding=3, max_dilation=4, max_extra=6):
+    """N, C_in, C_out, H, W, padding, dilation (pairs) and a seed for a 3x3 stride-1 convolution."""
+    padding = tuple(draw(st.integers(0, max_padding)) for _ in range(2))
+    dilation = tuple(draw(st.integers(1, max_dilation)) for _ in range(2))
+    H, W = (max(1, 2 * d + 1 - 2 * p) + draw(st.integers(0, max_extra)) for p, d in zip(padding, dilation))
+    return dict(N=draw(st.integers(1, max_n)), C_in=draw(st.integers(1, max_c)), C_out=draw(st.integers(1, max_c)),
+                H=H, W=W, padding=padding, dilation=dilation, seed=draw(st.integers(0, 2**16)))
+
+
+def make_arrays(config, dtype=np.float64):
+    rng = np.random.default_rng(config["seed"])
+    x = rng.standard_normal((config["N"], config["C_in"], config["H"], config["W"])).astype(dtype)
+    weight = rng.standard_normal((config["C_out"], config["C_in"], 3, 3)).astype(dtype)
+    bias = rng.standard_normal(config["C_out"]).astype(dtype)
+    return x, weight, bias
+
+
+def out_shape(config):
+    return (config["N"], config["C_out"], *(size + 2 * p - 2 * d for size, p, d in
+                                           zip((config["H"], config["W"]), config["padding"], config["dilation"])))
+
+
+# ---------------------------------------------------------------- the matrices
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_1d_winograd_is_exact_correlation(m):
+    """y = A^T [(G g) * (B^T d)] equals y[i] = sum_k g[k] d[i + k] (alpha multiplications instead of 3m)."""
+    BT, G, AT = (winograd.MATRICES[m][name] for name in ("BT", "G", "AT"))
+    assert BT.shape == (m + 2, m + 2) and G.shape == (m + 2, 3) and AT.shape == (m, m + 2)
+    rng = np.random.default_rng(m)
+    for _ in range(5):
+        g, d = rng.standard_normal(3), rng.standard_normal(m + 2)
+        expected = [g @ d[i:i + 3] for i in range(m)]
+        np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_2d_nesting_and_the_loops_match_the_matrices(m):
+    """Y = A^T [(G g G^T) * (B^T d B)] A is the 2-D correlation, and the Numba loops compute exactly it."""
+    BT, G, AT = (winograd.MATRICES[m][name] for name in ("BT", "G", "AT"))
+    rng = np.random.default_rng(10 + m)
+    d, g = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+    expected = np.array([[np.sum(g * d[i:i + 3, j:j + 3]) for j in range(m)] for i in range(m)])
+    Y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+    np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
+    # one tile through the module: an (m+2) x (m+2) input without padding gives one m x m output tile
+    U = winograd.transform_filter(g[None, None], m)
+    np.testing.assert_allclose(U[:, 0, 0].reshape(m + 2, m + 2), G @ g @ G.T, rtol=1e-14, atol=1e-14)
+    y = winograd.conv2d_forward(d[None, None], g[None, None], None, (0, 0), (1, 1), m)
+    np.testing.assert_allclose(y[0, 0], expected, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- space to batch
+
+@given(config=winograd_configs(max_padding=5))
+def test_dilated_conv_is_undilated_convs_on_the_phases(config):
+    """Each output phase y[a::d, b::d] is an undilated conv of one input phase, with that phase's own
+    padding (phase_table): checked with the NumPy reference, padding the phase explicitly."""
+    x, weight, _ = make_arrays(config)
+    (ph, pw), (dh, dw) = config["padding"], config["dilation"]
+    y = reference.conv2d_forward(x, weight, None, (1, 1), (ph, pw), (dh, dw))
+    table, _ = stb.phase_table(config["H"], config["W"], y.shape[2], y.shape[3], (ph, pw), (dh, dw), m=2)
+    covered = np.zeros(y.shape[2:], dtype=int)
+    for row in table:
+        r, s, qh, qw, a, b, oha, owb = (row[i] for i in (stb.R, stb.S, stb.QH, stb.QW, stb.A, stb.B, stb.OHA, stb.OWB))
+        sub = x[:, :, r::dh, s::dw]
+        # pad -q before, and enough after for oha x owb outputs (then crop what is not needed)
+        before_h, before_w = max(0, -qh), max(0, -qw)
+        start_h, start_w = max(0, qh), max(0, qw)
+        after_h = max(0, start_h + oha + 2 - before_h - sub.shape[2])
+        after_w = max(0, start_w + owb + 2 - before_w - sub.shape[3])
+        padded = np.pad(sub, ((0, 0), (0, 0), (before_h, after_h), (before_w, after_w)))
+        phase = reference.conv2d_forward(padded[:, :, start_h:, start_w:], weight, None, (1, 1), (0, 0), (1, 1))
+        np.testing.assert_allclose(y[:, :, a::dh, b::dw], phase[:, :, :oha, :owb], rtol=1e-12, atol=1e-12)
+        covered[a::dh, b::dw] += 1
+    assert np.all(covered == 1)  # every output pixel in exactly one phase
+
+
+def test_space_to_batch_round_trip():
+    x = np.arange(2 * 3 * 7 * 9, dtype=np.float64).reshape(2, 3, 7, 9)
+    phases = stb.space_to_batch(x, (2, 3))
+    assert len(phases) == 6 and phases[0].shape == (2, 3, 4, 3) and phases[5].shape == (2, 3, 3, 3)
+    np.testing.assert_array_equal(stb.batch_to_space(phases, x.shape, (2, 3)), x)
+
+
+# ---------------------------------------------------------------- winograd == im2col == reference
+
+@pytest.mark.parametrize("conv", WINOGRAD)
+@given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(), parallel=st.booleans())
+def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, parallel):
+    x, weight, bias = make_arrays(config)
+    bias = bias if with_bias else None
+    dy = np.random.default_rng(1).standard_normal(out_shape(config))
+    hyper = (1, 1), config["padding"], config["dilation"]
+    expected_y = reference.conv2d_forward(x, weight, bias, *hyper)
+    expected_grads = reference.conv2d_backward(dy, x, weight, *hyper)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINIPSP_CONV", "im2col")
+        im2col_y = cpu.conv2d_forward(x, weight, bias, *hyper)
+        im2col_grads = cpu.conv2d_backward(dy, x, weight, *hyper)
+        patch.setenv("MINIPSP_CONV", conv)
+        if grouped:   # one image per GEMM batch
+            patch.setattr(winograd, "TILES_BUDGET", 1)
+        if parallel:  # the prange loops
+            patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
+        y = cpu.conv2d_forward(x, weight, bias, *hyper)
+        grads = cpu.conv2d_backward(dy, x, weight, *hyper)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(im2col_y, expected_y, rtol=1e-10, atol=1e-10)
+    for name, got, by_im2col, expected in zip(("dx", "dw", "db"), grads, im2col_grads, expected_grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(by_im2col, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("conv", WINOGRAD)
+@settings(max_examples=15)
+@given(config=winograd_configs(max_extra=4), with_bias=st.booleans())
+def test_winograd_gradcheck(conv, config, with_bias):
+    x, weight, bias = make_arrays(config)
+    inputs = [minipsp.tensor(x, requires_grad=True), minipsp.tensor(weight, requires_grad=True)]
+    if with_bias:
+        inputs.append(minipsp.tensor(bias, requires_grad=True))
+
+    def fn(x, weight, bias=None):
+        return F.conv2d(x, weight, bias, padding=config["padding"], dilation=config["dilation"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINIPSP_CONV", conv)
+        assert minipsp.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("conv", WINOGRAD)
+def test_winograd_path_makes_no_cols(conv, monkeypatch):
+    """No im2col / col2im on the Winograd path (its memory is the transformed tiles, about 2x x)."""
+    def forbidden(*args):
+        raise AssertionError("im2col or col2im called on the Winograd path")
+
+    monkeypatch.setattr(cpu, "_fill_cols", forbidden)
+    monkeypatch.setattr(cpu, "_add_cols", forbidden)
+    monkeypatch.setenv("MINIPSP_CONV", conv)
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((2, 4, 9, 11)), rng.standard_normal((5, 4, 3, 3))
+    y = cpu.conv2d_forward(x, weight, None, (1, 1), (2, 2), (2, 2))
+    dx, dw, _ = cpu.conv2d_backward(np.ones_like(y), x, weight, (1, 1), (2, 2), (2, 2))
+    np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, None, (1, 1), (2, 2), (2, 2)), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- float32 accuracy on PSPNet's shapes
+
+# (C_in, C_out, side, dilation) of PSPNet-18/50's 3x3 stride-1 convs at a 129-pixel crop (N = 1 here)
+PSPNET_LAYERS = [(64, 64, 65, 1), (64, 64, 33, 1), (128, 128, 17, 1), (256, 256, 17, 2), (512, 512, 17, 4)]
+
+
+def relative_error(got, truth):
+    return float(np.abs(got - truth).max() / np.abs(truth).max())
+
+
+@pytest.mark.parametrize("conv", ["im2col", *WINOGRAD])
+@pytest.mark.parametrize("layer", PSPNET_LAYERS, ids=lambda layer: "x".join(map(str, layer)))
+def test_float32_error_within_the_stated_bound(conv, layer, monkeypatch):
+    C_in, C_out, side, d = layer
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, C_in, side, side))
+    weight = rng.standard_normal((C_out, C_in, 3, 3)) * np.sqrt(2 / (9 * C_in))   # He init, as the models
+    hyper = (1, 1), (d, d), (d, d)
+    monkeypatch.setenv("MINIPSP_CONV", "im2col")
+    y64 = cpu.conv2d_forward(x, weight, None, *hyper)
+    dy = rng.standard_normal(y64.shape)
+    dx64, dw64, _ = cpu.conv2d_backward(dy, x, weight, *hyper, needs_bias_grad=False)
+    monkeypatch.setenv("MINIPSP_CONV", conv)
+    x32, w32, dy32 = (a.astype(np.float32) for a in (x, weight, dy))
+    y32 = cpu.conv2d_forward(x32, w32, None, *hyper)
+    dx32, dw32, _ = cpu.conv2d_backward(dy32, x32, w32, *hyper, needs_bias_grad=False)
+    bound = winograd.ERROR_BOUND["im2col" if conv == "im2col" else algorithm.tile_size(conv)]
+    for name, got, truth in (("y", y32, y64), ("dx", dx32, dx64), ("dw", dw32, dw64)):
+        assert got.dtype == np.float32
+        error = relative_error(got, truth)
+        assert error <= bound, f"{conv} {name}: max|err| / max|y| = {error:.2e} > {bound:.0e}"
+
+
+# ---------------------------------------------------------------- the choice
+
+def test_table_choices(monkeypatch):
+    monkeypatch.delenv("MINIPSP_CONV", raising=False)
+    choose = algorithm.choose
+    for channels, side, forward, weight_grad in algorithm.CROSSOVERS:   # a conv just at a row's minimums
+        assert choose((2, channels, side, side), (channels, channels, 3, 3), (1, 1), (1, 1), (1, 1)) == (
+            forward, weight_grad)
+        d = 2   # dilation 2: the phase side is what counts
+        assert choose((2, channels, d * side, d * side), (channels, channels, 3, 3), (1, 1), (d, d), (d, d)) == (
+            forward, weight_grad)
+    assert choose((8, 64, 64, 64), (128, 64, 3, 3), (2, 2), (1, 1), (1, 1)) == ("im2col", "im2col")   # stride 2
+    assert choose((8, 256, 64, 64), (64, 256, 1, 1), (1, 1), (0, 0), (1, 1)) == ("im2col", "im2col")  # 1x1
+    assert choose((8, 3, 129, 129), (64, 3, 3, 3), (1, 1), (1, 1), (1, 1)) == ("im2col", "im2col")    # 3 channels
+    assert choose((8, 64, 5, 5), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1)) == ("im2col", "im2col")      # tiny map
+
+
+@pytest.mark.parametrize("value, expected", [("im2col", "im2col"), ("winograd", "winograd4"),
+                                             ("winograd2", "winograd2"), ("winograd4", "winograd4")])
+def test_minipsp_conv_forces_an_algorithm(value, expected, monkeypatch):
+    monkeypatch.setenv("MINIPSP_CONV", value)
+    # a tiny map with 1 channel: the table would say im2col
+    assert algorithm.choose((1, 1, 4, 4), (1, 1, 3, 3), (1, 1), (1, 1), (1, 1)) == (expected, expected)
+    assert algorithm.choose((1, 1, 8, 8), (1, 1, 3, 3), (2, 2), (1, 1), (1, 1)) == ("im2col", "im2col")
+
+
+def test_bad_minipsp_conv_is_named(monkeypatch):
+    monkeypatch.setenv("MINIPSP_CONV", "fft")
+    with pytest.raises(ValueError, match=r"MINIPSP_CONV must be one of .*'winograd'.*; got 'fft'"):
+        cpu.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), None, (1, 1), (1, 1), (1, 1))
+
+
+# ---------------------------------------------------------------- the whole PSPNet against torch
+
+def _parity_module():
+    path = Path(__file__).resolve().parents[1] / "models" / "test_pspnet_parity.py"
+    spec = importlib.util.spec_from_file_location("pspnet_parity_for_winograd", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pspnet18_torch_parity_with_winograd2_forced(tmp_path, monkeypatch):
+    """tests/models/test_pspnet_parity.py's PSPNet-18 training check (float64 and float32, values and
+    gradients) with every 3x3 stride-1 conv of the network on F(2x2, 3x3)."""
+    monkeypatch.setenv("MINIPSP_CONV", "winograd2")
+    _parity_module().check_parity(tmp_path, True, layers=18, dropout=0.0)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_pspnet18_torch_parity_with_winograd4_forced(tmp_path, monkeypatch, train):
+    """The same with F(4x4, 3x3): float64 values and gradients (train), float32 values (eval).
+
+    Its float32 gradients are not held to the parity check's 2x torch: F(4x4) is about 10x less
+    accurate per layer than a direct convolution (see winograd.ERROR_BOUND, tested per layer above),
+    and the whole network's float32 gradients come out 6e-4 from float64 (relative L2; torch 3e-5)."""
+    monkeypatch.setenv("MINIPSP_CONV", "winograd4")
+    _parity_module().check_parity(tmp_path, train, layers=18, dropout=0.0,
+                                  dtypes=(np.float64,) if train else (np.float32,))
