@@ -397,7 +397,11 @@ def load(f):
 def _load_reporting(file, where):
     try:
         file.seek(0)
-        if file.read(4) == ZIP_MAGIC:
+        head = file.read(4)
+        if not isinstance(head, bytes):
+            raise TypeError(f"minipsp.load: {where} gives {type(head).__name__}, not bytes; open it in binary mode "
+                            "('rb')")
+        if head == ZIP_MAGIC:
             file.seek(0)
             return _load_zip(file)
         file.seek(0)

@@ -45,6 +45,15 @@ def test_file_objects_are_named_by_their_type():
         minipsp.load(io.BytesIO(FILES["negative_stride"]))
 
 
+def test_a_text_mode_file_is_a_clear_type_error(tmp_path):
+    path = tmp_path / "w.pth"
+    path.write_bytes(FILES["text_file"])
+    with open(path) as text, pytest.raises(TypeError, match="binary mode"):
+        minipsp.load(text)
+    with pytest.raises(TypeError, match="a path or a binary file object; got int"):
+        minipsp.load(3)
+
+
 def test_a_refused_build_leaves_the_reader_working():
     with pytest.raises(UnsafeCheckpointError, match="BUILD"):
         minipsp.load(io.BytesIO(FILES["build_on_function"]))
