@@ -198,7 +198,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.synthetic_size >= 9, "synthetic_size", "an integer >= 9")
     need(cfg.synthetic_train >= 1, "synthetic_train", "a positive integer")
     need(cfg.synthetic_val >= 1, "synthetic_val", "a positive integer")
-    need(cfg.synthetic_seed >= 0, "synthetic_seed", "an integer >= 0")
+    need(0 <= cfg.synthetic_seed < 2**63, "synthetic_seed", "an integer in [0, 2**63)")
     need(cfg.crop_size >= 9 and (cfg.crop_size - 1) % 8 == 0, "crop_size",
          "an integer with (crop_size - 1) divisible by 8, such as 65, 129, 473 or 713")
     need(0 < cfg.scale_min <= cfg.scale_max, "scale_min", f"a number in (0, scale_max={cfg.scale_max}]")
@@ -211,7 +211,8 @@ def validate(cfg: TrainConfig) -> None:
          "a non-empty list of positive numbers")
     need(cfg.base_size >= 0, "base_size", "an integer >= 0 (0: the image's own size)")
     need(cfg.device in ("cpu", "cuda"), "device", "'cpu' or 'cuda'")
-    need(cfg.seed >= 0, "seed", "an integer >= 0")
+    # Below 2**63: the trainer derives per-rank and per-worker streams from it, all within torch's seed range.
+    need(0 <= cfg.seed < 2**63, "seed", "an integer in [0, 2**63)")
     need(cfg.out != "", "out", "a directory path")
     need(cfg.checkpoint_every >= 0, "checkpoint_every", "an integer >= 0 (0: only at the end)")
     need(cfg.log_every >= 1, "log_every", "a positive integer")

@@ -99,6 +99,8 @@ def test_bad_config_file(tmp_path, capsys, text, words):
     (["train", "nowhere.toml"], ["config file", "nowhere.toml", "does not exist"]),
     (["train", "--layers", "seven"], ["'layers'", "'seven'", "an integer"]),
     (["train", "--set", "nonsense=1"], ["unknown config key 'nonsense'"]),
+    (["train", "--seed", str(10**24)], ["'seed'", str(10**24), "[0, 2**63)"]),
+    (["train", "--seed", "-1"], ["'seed'", "-1", "[0, 2**63)"]),
     (["train", "--data", "ade20k:/no/such/folder", "--out", "{tmp}"], ["/no/such/folder", "does not exist"]),
     (["train", "--out", "{tmp}", "--resume"], ["cannot resume"]),
     (["eval", "missing.mpsp"], ["checkpoint", "missing.mpsp", "does not exist"]),
