@@ -3,7 +3,9 @@ on small NumPy arrays (under Numba's CUDA simulator, NUMBA_ENABLE_CUDASIM=1, whe
 compare what it wrote with NumPy.
 
 6.1 relu_backward_kernel(x, dy, dx): one thread per element, dx = dy where x > 0, else 0 (as torch does at 0).
-6.2 block_sum_kernel(x, block_sums): block b sums x[b*T : (b+1)*T] with a tree reduction in shared memory,
+6.2 transpose_kernel(x, y): a 2-D grid, y[c, r] = x[r, c] for an (H, W) x and a (W, H) y, launched with
+    blocks of GRID_BLOCK = (8, 8) threads, x along the columns of x.
+6.3 block_sum_kernel(x, block_sums): block b sums x[b*T : (b+1)*T] with a tree reduction in shared memory,
     T = REDUCTION_THREADS threads per block; the elements past the end of x count as 0.
 """
 
@@ -14,7 +16,8 @@ import numpy as np
 from minipsp.course import Mismatch, exercise, expect_close
 
 ELEMENTWISE_THREADS = 128  # threads per block the check launches 6.1 with
-REDUCTION_THREADS = 32  # threads per block of 6.2 (the size of its shared array: a compile-time constant)
+REDUCTION_THREADS = 32  # threads per block of 6.3 (the size of its shared array: a compile-time constant)
+GRID_BLOCK = (8, 8)  # (x, y) threads per block of 6.2
 
 
 def _launch(kernel, blocks, threads, *arrays):
@@ -63,7 +66,28 @@ def check_relu_backward(kernel):
             "gives dy * (x > 0) everywhere, zeros of x included")
 
 
-@exercise("6.2", "a shared-memory tree reduction", solution="block_sum_kernel",
+@exercise("6.2", "a 2-D grid: transpose", solution="transpose_kernel",
+          hint="c, r = cuda.grid(2) (x first: the column of x), then if r < x.shape[0] and c < x.shape[1]: "
+               "y[c, r] = x[r, c]. Check both bounds against x's own shape: the grid sticks out on both axes")
+def check_transpose(kernel):
+    rng = np.random.default_rng(63)
+    bx, by = GRID_BLOCK
+    for shape in ((13, 21), (8, 8), (3, 17)):
+        x = rng.standard_normal(shape)
+        y = np.full(shape[::-1], np.nan)
+        grid = ((shape[1] + bx - 1) // bx, (shape[0] + by - 1) // by)  # x covers the columns, y the rows
+        _launch(kernel, grid, GRID_BLOCK, x, y)
+        if np.isnan(y).any():
+            raise Mismatch(f"on a {shape} x, launched as [{grid}, {GRID_BLOCK}] (x over the {shape[1]} columns), "
+                           f"{int(np.isnan(y).sum())} entries of y were never written. Every x[r, c] must land in "
+                           "y[c, r], and with c, r = cuda.grid(2) the x index runs along the columns of x, the y "
+                           "index along its rows")
+        expect_close(f"y = transpose of a {shape} x", y, x.T, rtol=0, atol=0)
+    return (f"your kernel, on 2-D grids of {GRID_BLOCK} blocks, transposes 13 x 21, 8 x 8 and 3 x 17 arrays "
+            "exactly like x.T")
+
+
+@exercise("6.3", "a shared-memory tree reduction", solution="block_sum_kernel",
           hint="partial = cuda.shared.array(T, float64); partial[t] = x[i] if i < x.size else 0.0; syncthreads; "
                "then stride = T // 2, T // 4, ..., 1: threads t < stride add partial[t + stride], and every thread "
                "syncs after each round; finally thread 0 writes partial[0] to block_sums[blockIdx.x]")

@@ -79,9 +79,31 @@ def block_sum_global_index_in_shared(x, block_sums):  # partial[t + stride] with
         block_sums[cuda.blockIdx.x] = partial[0]
 
 
+@cuda.jit
+def transpose_swapped_grid(x, y):  # r, c = cuda.grid(2): x taken as the row, but the grid's x covers the columns
+    r, c = cuda.grid(2)
+    if r < x.shape[0] and c < x.shape[1]:
+        y[c, r] = x[r, c]
+
+
+@cuda.jit
+def transpose_one_bound(x, y):  # checks only the rows: the last column of blocks writes past the end
+    c, r = cuda.grid(2)
+    if r < x.shape[0]:
+        y[c, r] = x[r, c]
+
+
+@cuda.jit
+def transpose_copies(x, y):  # y[r, c] = x[r, c] on a square view: not a transpose
+    c, r = cuda.grid(2)
+    if r < min(x.shape[0], y.shape[0]) and c < min(x.shape[1], y.shape[1]):
+        y[r, c] = x[r, c]
+
+
 MISTAKES = {
     "6.1": [relu_backward_thread_index, relu_backward_no_bound, relu_backward_at_zero, relu_backward_not_a_kernel],
-    "6.2": [block_sum_stops_early, block_sum_no_padding, block_sum_global_index_in_shared],
+    "6.2": [transpose_swapped_grid, transpose_one_bound, transpose_copies],
+    "6.3": [block_sum_stops_early, block_sum_no_padding, block_sum_global_index_in_shared],
 }
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,

@@ -32,3 +32,11 @@ def block_sum_kernel(x, block_sums):
         stride //= 2
     if t == 0:
         block_sums[cuda.blockIdx.x] = partial[0]
+
+
+@cuda.jit
+def transpose_kernel(x, y):
+    """y[c, r] = x[r, c]; x (H, W), y (W, H); one thread per element of x on a 2-D grid."""
+    c, r = cuda.grid(2)  # x index first: it walks along a row of x, so the reads coalesce
+    if r < x.shape[0] and c < x.shape[1]:  # the grid sticks out on both axes
+        y[c, r] = x[r, c]
