@@ -70,3 +70,26 @@ def test_numbers_the_text_quotes(paper_lines):
     assert TABLE2[0.4] == TABLE1["ResNet-FCN"]  # Table 1's baseline is trained with alpha = 0.4
     assert f"reaches {TABLE2[0.4].miou:.2f}/{TABLE2[0.4].pixel_acc:.2f}" in text
     assert f"reaches {TABLE2[0.0].miou:.2f}/{TABLE2[0.0].pixel_acc:.2f}" in text
+
+
+def test_ablation_runs_every_row_of_table1(tmp_path):
+    """benchmarks/ablation.py has a variant for each row of the paper's Table 1, in its order, and --merge
+    refuses a record of another budget."""
+    from benchmarks import ablation
+
+    variants = ablation.table1_variants(layers=18, width=16)
+    assert list(variants) == list(TABLE1)
+    c = 8 * 16  # layer4 channels of a width-16 ResNet-18: "without DR" keeps them all
+    assert variants["B1236-MAX+DR"] == dict(bins=(1, 2, 3, 6), pooling="max", reduction_dim=None)
+    assert variants["B1236-MAX"]["reduction_dim"] == c
+
+    record = tmp_path / "record.json"
+    record.write_text('{"budget": {"iters": 400, "layers": 18, "width": 16, "only": null}, "seconds": 10, '
+                      '"table1": {"B1-AVE": []}, "table2": {}}')
+    merged = ablation.merge_into(str(record), {"budget": {"iters": 400, "only": ["B1236-MAX+DR"], "layers": 18,
+                                                          "width": 16}, "seconds": 5,
+                                               "table1": {"B1236-MAX+DR": [{"miou": 0.5}]}, "table2": {}})
+    assert list(merged["table1"]) == ["B1-AVE", "B1236-MAX+DR"] and merged["seconds"] == 15
+    with pytest.raises(SystemExit, match="another budget"):
+        ablation.merge_into(str(record), {"budget": {"iters": 60, "only": None, "layers": 18, "width": 16},
+                                          "seconds": 1, "table1": {}, "table2": {}})
