@@ -6,7 +6,7 @@ normalises each GPU's images by a mean and variance from 2 images, a noisy estim
 differs from what the model sees at test time. SyncBatchNorm computes them over all ranks' images.
 
 Forward, per channel c, rank r holding n_r values (its N_r * H * W), M = sum_r n_r:
-    local:   mean_r = (1/n_r) sum x,   M2_r = sum (x - mean_r)^2           (two passes, in float64)
+    local:   mean_r = (1/n_r) sum x,   M2_r = sum (x - mean_r)^2           (accumulated in float64)
     gather:  (n_r, mean_r, M2_r) from every rank: ONE Allgather of 2C + 1 numbers per rank
     merge:   mean = sum_r n_r mean_r / M
              M2   = sum_r [ M2_r + n_r (mean_r - mean)^2 ]                   (Chan et al. 1979)
@@ -34,6 +34,7 @@ In eval mode, or in a world of 1, it is BatchNorm2d exactly (the same function i
 from __future__ import annotations
 
 from minipsp import distributed as dist
+from minipsp import kernels
 from minipsp.autograd.function import Function
 from minipsp.backend import get_array_module
 from minipsp.nn.functional.batch_norm import _affine_params, _as_4d
@@ -49,14 +50,25 @@ def _per_channel(v):
     return v.reshape(1, -1, 1, 1)
 
 
+def local_moments(x4):
+    """This rank's (count, mean, M2) per channel of x4 (N_r, C, H, W), accumulated in float64.
+
+    M2 = sum (x - mean)^2 is formed around c, the mean rounded to x's dtype, so that no float64 copy of
+    x4 is made: sum (x - c)^2 = M2 + n (mean - c)^2 gives M2 exactly from the shifted sum."""
+    xp = get_array_module(x4)
+    n = x4.shape[0] * x4.shape[2] * x4.shape[3]
+    mean = x4.sum(axis=AXES, dtype=xp.float64) / max(n, 1)                    # C
+    center = mean.astype(x4.dtype)
+    d = x4 - _per_channel(center)                                              # N,C,H,W in x's dtype
+    m2 = (d * d).sum(axis=AXES, dtype=xp.float64) - n * (mean - center) ** 2  # C
+    return n, mean, xp.maximum(m2, 0.0)
+
+
 def global_mean_var(x4):
     """(mean, biased var, global count M) per channel over every rank's x4 (N_r, C, H, W), float64."""
     xp = get_array_module(x4)
     C = x4.shape[1]
-    n = x4.shape[0] * x4.shape[2] * x4.shape[3]
-    x64 = x4.astype(xp.float64)
-    mean_r = x64.sum(axis=AXES) / max(n, 1)                                    # C
-    m2_r = ((x64 - _per_channel(mean_r)) ** 2).sum(axis=AXES)                  # C
+    n, mean_r, m2_r = local_moments(x4)
     mine = xp.concatenate([xp.asarray([float(n)]), mean_r, m2_r])              # 2C + 1
     world = dist.get_world_size()
     gathered = [xp.empty_like(mine) for _ in range(world)]
@@ -70,47 +82,59 @@ def global_mean_var(x4):
 
 
 class SyncBatchNormFunction(Function):
-    """Training-mode batch norm over the global batch; forward gathers, backward reduces (see above)."""
+    """Training-mode batch norm over the global batch; forward gathers, backward reduces (see above).
+
+    Once the global mean and variance are known, normalising is an affine map per channel, which is what
+    batch norm's eval-mode kernels compute (kernels/batch_norm: Numba on the CPU, CUDA on the GPU); their
+    backward gives this rank's sum(dy) and sum(dy * xhat) and dy * weight * rstd, to which the terms of
+    the statistics are added once the sums are reduced over the world."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
         xp = get_array_module(x)
+        K = kernels.variant("batch_norm", x)
         x4 = _as_4d(x)
         w, b = _affine_params(x, weight, bias)
         mean, var, M = global_mean_var(x4)
         if M <= 1:
             raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel over all ranks when training, "
                              f"got {int(M)} (input size {tuple(x.shape)} on this rank)")
-        rstd = 1.0 / xp.sqrt(var + eps)                                        # C
-        xhat = (x4.astype(xp.float64) - _per_channel(mean)) * _per_channel(rstd)
-        y = _per_channel(w) * xhat + _per_channel(b)
+        mean_x, var_x = mean.astype(x.dtype), var.astype(x.dtype)             # what the kernels take
+        # a rank may hold no image at all (the last, short batch): it still joins the collectives
+        y = K.batch_norm_forward_eval(x4, w, b, mean_x, var_x, eps) if x4.size else xp.empty_like(x4)
         if running_mean is not None:
             running_mean[...] = (1 - momentum) * running_mean + momentum * mean
         if running_var is not None:
             running_var[...] = (1 - momentum) * running_var + momentum * var * (M / (M - 1))
-        # xhat is recomputed in backward from x, mean and rstd rather than saved (one array less).
-        ctx.save_for_backward(x4, w, mean, rstd)
-        ctx.shape, ctx.M = x.shape, M
+        # xhat is recomputed in backward from x, mean and var rather than saved (one array less).
+        ctx.save_for_backward(x4, w, mean_x, var_x)
+        ctx.shape, ctx.M, ctx.eps = x.shape, M, eps
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
-        return y.astype(x.dtype).reshape(x.shape)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, dy):
-        x4, w, mean, rstd = ctx.saved
+        x4, w, mean, var = ctx.saved
         xp = get_array_module(x4)
-        C, M = x4.shape[1], ctx.M
-        xhat = (x4.astype(xp.float64) - _per_channel(mean)) * _per_channel(rstd)
-        dy64 = dy.reshape(x4.shape).astype(xp.float64)
-        sum_dy = dy64.sum(axis=AXES)                                           # C, this rank
-        sum_dy_xhat = (dy64 * xhat).sum(axis=AXES)                             # C, this rank
-        sums = xp.concatenate([sum_dy, sum_dy_xhat])                           # 2C
+        K = kernels.variant("batch_norm", x4)
+        C, M, dtype = x4.shape[1], ctx.M, x4.dtype
+        dy4 = dy.reshape(x4.shape)
+        # dx_local = dy * weight * rstd; sum_dy_xhat, sum_dy: this rank's sums (dweight, dbias)
+        if x4.size:
+            dx_local, sum_dy_xhat, sum_dy = K.batch_norm_backward_eval(dy4, x4, w, mean, var, ctx.eps)
+        else:
+            dx_local, sum_dy_xhat, sum_dy = xp.empty_like(x4), xp.zeros(C, dtype), xp.zeros(C, dtype)
+        sums = xp.concatenate([sum_dy, sum_dy_xhat]).astype(xp.float64)       # 2C
         dist.all_reduce(sums, op="sum")                                        # over every rank
         g1, g2 = sums[:C], sums[C:]
-        dx = _per_channel(w * rstd / M) * (M * dy64 - _per_channel(g1) - xhat * _per_channel(g2))
-        dtype = x4.dtype
-        return (dx.astype(dtype).reshape(ctx.shape),
-                sum_dy_xhat.astype(dtype) if ctx.has_weight else None,
-                sum_dy.astype(dtype) if ctx.has_bias else None,
+        rstd = 1.0 / xp.sqrt(var.astype(xp.float64) + ctx.eps)                # as the kernels compute it
+        # dx = weight * rstd / M * (M dy - g1 - xhat g2) = dx_local - k * (g1 + (x - mean) * rstd * g2)
+        k = w * rstd / M
+        dx = dx_local - _per_channel((k * g1).astype(dtype)) \
+            - (x4 - _per_channel(mean)) * _per_channel((k * rstd * g2).astype(dtype))
+        return (dx.astype(dtype, copy=False).reshape(ctx.shape),
+                sum_dy_xhat if ctx.has_weight else None,
+                sum_dy if ctx.has_bias else None,
                 None, None, None, None)
 
 
