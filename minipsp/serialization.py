@@ -190,6 +190,8 @@ class _CheckpointUnpickler(pickle._Unpickler):
     copied again and again (a "billion laughs") is refused instead of filling memory.
     """
 
+    # (The C unpickler, pickle.Unpickler, cannot have its opcodes replaced; the pure-Python one keeps them
+    # in this table, and its speed does not matter: a checkpoint's pickle is small, its tensors are not in it.)
     dispatch = dict(pickle._Unpickler.dispatch)  # opcode byte -> handler; some are replaced below
 
     def __init__(self, stream, allowed, persistent_load, size):
@@ -373,8 +375,8 @@ def load(f):
     Raises CheckpointError (a ValueError) naming the file and the fault for any file it will not read:
     not a checkpoint, truncated, malformed, or crafted (negative strides, tensors outside their storage,
     zip bombs, shared objects copied again and again, unhashable keys, ...); UnsafeCheckpointError, a
-    subclass (and a pickle.UnpicklingError),
-    when the pickle names a function or class a checkpoint has no reason to contain (it could run code).
+    subclass (and a pickle.UnpicklingError), when the pickle names a function or class a checkpoint has
+    no reason to contain (it could run code).
     OSError only when the file cannot be opened or read at all.
 
     Bound: time is linear in the file's size (and, for a compressed zip, in the bytes inflated, which are
