@@ -28,7 +28,7 @@ test: $(VENV)/.test
 	MINIPSP_SOLUTIONS=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 tests notebooks
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check minipsp kernels tests benchmarks setup.py
+	$(VENV)/bin/ruff check minipsp kernels tests benchmarks fuzz setup.py
 
 bench: $(VENV)/.test
 	$(PY) -m benchmarks.ops
