@@ -2,6 +2,8 @@
 
     python -m benchmarks.thesis                          # 2 seeds x (FCN, FCN + PPM): ~5-8 min per model on 2 cores
     python -m benchmarks.thesis --seeds 0 --iters 100    # a smoke run (noisy)
+    python -m benchmarks.thesis --seeds 1 --out /tmp/t1 && python -m benchmarks.thesis --merge /tmp/t1/thesis.json
+                                                         # seeds in two processes, then one table
 
 Both models are `PSPNet(backbone="shallow")` (minipsp.models.shallow: six conv-BN-ReLU layers, output
 stride 8, dilations 2 and 4; theoretical receptive field 131 pixels with the head), one with
@@ -110,7 +112,11 @@ def main(argv=None):
     parser.add_argument("--train-images", type=int, default=600)
     parser.add_argument("--val-images", type=int, default=150)
     parser.add_argument("--out", default="notebooks/assets", help="folder for thesis.json and the seed-0 models")
+    parser.add_argument("--merge", metavar="JSON", help="add the runs of another thesis.json (same budget) to the one "
+                        "in --out, and train nothing")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(os.path.join(args.out, "thesis.json"), args.merge)
 
     x_val, y_val = val_arrays(args.val_images, args.size)
     budget = {k: getattr(args, k) for k in ("iters", "batch", "size", "width", "lr", "train_images", "val_images")}
@@ -130,7 +136,7 @@ def main(argv=None):
             runs[name].append(run)
             print(f"seed {seed} {name:8s} mIoU {run['miou']:.3f}  pixel acc {run['pixel_acc']:.3f}  "
                   f"context confusions {100 * run['context_confusion']:.2f}% of pixels  ({seconds:.0f} s)", flush=True)
-            if seed == args.seeds[0]:
+            if seed == 0:
                 file = os.path.join(args.out, f"thesis-{'ppm' if use_ppm else 'fcn'}.mpsp")
                 minipsp.save({"model": model.state_dict(), "kwargs": model_kwargs(args.width, use_ppm),
                               "seed": seed, "iters": args.iters}, file)
@@ -142,6 +148,25 @@ def main(argv=None):
     for name, rs in runs.items():
         mious = [r["miou"] for r in rs]
         print(f"{name:8s} mIoU " + " / ".join(f"{v:.3f}" for v in mious) + f"   mean {np.mean(mious):.3f}")
+
+
+def merge(into, other):
+    """Add the runs of `other` (a thesis.json measured with the same budget) to `into`."""
+    with open(into) as f:
+        result = json.load(f)
+    with open(other) as f:
+        extra = json.load(f)
+    if extra["budget"] != result["budget"]:
+        raise SystemExit(f"--merge: {other} was measured with another budget: {extra['budget']} vs {result['budget']}")
+    for name, runs in extra["runs"].items():
+        known = {r["seed"] for r in result["runs"][name]}
+        result["runs"][name] += [r for r in runs if r["seed"] not in known]
+        result["runs"][name].sort(key=lambda r: r["seed"])
+    result["seeds"] = sorted({r["seed"] for runs in result["runs"].values() for r in runs})
+    result["seconds"] = round(result["seconds"] + extra["seconds"], 1)
+    with open(into, "w") as f:
+        json.dump(result, f)
+    print(f"{into}: seeds {result['seeds']}")
 
 
 if __name__ == "__main__":
