@@ -1,6 +1,6 @@
 """The paper's thesis with minipsp: a network that cannot see the scene confuses look-alikes; the PPM fixes it.
 
-    python -m benchmarks.thesis                          # 2 seeds x (FCN, FCN + PPM): ~5-8 min per model on 2 cores
+    python -m benchmarks.thesis                          # 2 seeds x (FCN, FCN + PPM): 3-5 min per model on 2 cores
     python -m benchmarks.thesis --seeds 0 --iters 100    # a smoke run (noisy)
     python -m benchmarks.thesis --seeds 1 --out /tmp/t1 && python -m benchmarks.thesis --merge /tmp/t1/thesis.json
                                                          # seeds in two processes, then one table
@@ -18,6 +18,9 @@ every layer (nothing is pretrained). The recipe is benchmarks/synthetic_context_
 Scored on held-out `val` scenes: mIoU, per-class IoU, and the share of pixels lost to *context
 confusions* (a pixel of a look-alike group, water / road / grass or boat / car / tractor, predicted as
 another member of the same group: only the scene can tell them apart).
+
+Measured (the committed notebooks/assets/thesis.json, seeds 0-2 run as three processes and merged): FCN 0.762 /
+0.760 / 0.774, FCN + PPM 0.823 / 0.828 / 0.838 mIoU; context confusions 5.85% of the pixels -> 0.
 
 Writes (for notebook 08): notebooks/assets/thesis.json (the budget and every run's figures) and, for
 seed 0, notebooks/assets/thesis-fcn.mpsp and thesis-ppm.mpsp ({"model": state_dict, "kwargs": PSPNet's
