@@ -138,13 +138,13 @@ def check_backward(backward):
         backward(root)
         expect_close(f"root.grad of {text} after backward", root.grad, 1.0,
                      hint="backward starts with dL/dL = 1 at the root")
-        got = np.array([leaf.grad for leaf in leaves])
-        names = "abc"[: len(values)]
-        where = ", ".join(f"{n}={v}" for n, v in zip(names, values))
-        expect_close(f"d({text})/d({', '.join(names)}) at {where}, against minipsp's autograd",
-                     got, _minipsp_grads(fn, values), rtol=1e-9, atol=1e-12)
-        expect_close(f"d({text})/d({', '.join(names)}) at {where}, against central differences",
-                     got, _numeric_grads(fn, values), rtol=1e-6, atol=1e-8)
+        where = ", ".join(f"{n}={v}" for n, v in zip("abc", values))
+        by_autograd, by_differences = _minipsp_grads(fn, values), _numeric_grads(fn, values)
+        for k, (name, leaf) in enumerate(zip("abc", leaves)):  # one message per leaf: "d(...)/da"
+            expect_close(f"d({text})/d{name} at {where} (minipsp's autograd)", leaf.grad, by_autograd[k],
+                         rtol=1e-9, atol=1e-12)
+            expect_close(f"d({text})/d{name} at {where} (central differences)", leaf.grad, by_differences[k],
+                         rtol=1e-6, atol=1e-8)
     return f"gradients of {len(EXPRESSIONS)} expressions with reused nodes equal minipsp's and finite differences"
 
 

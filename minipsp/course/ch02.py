@@ -27,6 +27,24 @@ def _describe(case):
     return f"x {shape}, kernel_size={k}, stride={s}, padding={p}, dilation={d}"
 
 
+def _first_wrong_entry(got, expected, case):
+    """Name the first wrong entry of cols by what it means: which tap, channel, image and output pixel."""
+    shape, (KH, KW), (sh, sw), (ph, pw), (dh, dw) = case
+    N, C, H, W = shape
+    OH, OW = conv_ref.output_size(H, KH, sh, ph, dh), conv_ref.output_size(W, KW, sw, pw, dw)
+    row, column = (int(i) for i in np.argwhere(got != expected)[0])
+    c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
+    n, oh, ow = column // (OH * OW), (column // OW) % OH, column % OW
+    r, q = oh * sh + kh * dh, ow * sw + kw * dw  # in the padded input
+    source = f"x[{n}, {c}, {r - ph}, {q - pw}]" if 0 <= r - ph < H and 0 <= q - pw < W else "the zero padding"
+    wrong = int(np.sum(got != expected))
+    return (f"cols[{row}, {column}] (row {row} = channel {c}, tap kh={kh}, kw={kw}; column {column} = image {n}, "
+            f"output oh={oh}, ow={ow}) should hold x_pad[{n}, {c}, {r}, {q}], i.e. {source} = "
+            f"{expected[row, column]:.6g}, got {got[row, column]:.6g} ({wrong} of {got.size} entries off). "
+            "Hint: tap (kh, kw) of output (oh, ow) reads x_pad[oh*stride + kh*dilation, ow*stride + kw*dilation]; "
+            "rows are ordered (c, kh, kw), columns (n, oh, ow).")
+
+
 @exercise("2.1", "a dilated im2col", solution="im2col",
           hint="tap (kh, kw) of output (oh, ow) reads x_pad[oh*stride + kh*dilation, ow*stride + kw*dilation]; "
                "rows are ordered (c, kh, kw), columns (n, oh, ow); OH uses the dilated kernel size "
@@ -40,6 +58,9 @@ def check_im2col(im2col):
         got = im2col(x, k, s, p, d)
         if got is None:
             raise Mismatch(f"im2col returned None for {_describe(case)}; return the cols matrix.")
+        got_array = np.asarray(got)
+        if got_array.shape == expected.shape and not np.array_equal(got_array, expected):
+            raise Mismatch(f"im2col for {_describe(case)}: " + _first_wrong_entry(got_array, expected, case))
         expect_close(f"im2col for {_describe(case)}", got, expected, rtol=0, atol=0,
                      hint="cols has shape (C*KH*KW, N*OH*OW), OH = (H + 2p - d*(KH-1) - 1) // s + 1; "
                           "row (c*KH + kh)*KW + kw, column (n*OH + oh)*OW + ow")

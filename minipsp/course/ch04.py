@@ -19,7 +19,8 @@ ADAPTIVE_SIZES = [(7, 10, (1, 1)), (7, 10, (6, 6)), (7, 10, (3, 4)), (7, 10, (2,
 
 @exercise("4.1", "max pooling's backward: the gradient goes to the winner", solution="max_pool_backward",
           hint="dx starts at zeros; for every output (n, c, i, j) add dy[n, c, i, j] to dx[n, c].flat[indices[n, c, i, "
-               "j]]; with overlapping windows one pixel can win twice, so ADD (np.add.at), a fancy-index "
+               "j]] (the flat index is h * W + w: h, w = divmod(index, W)); with overlapping windows one pixel can "
+               "win twice, so ADD (np.add.at), a fancy-index "
                "assignment keeps only one of the two")
 def check_max_pool_backward(max_pool_backward):
     import minipsp
@@ -52,6 +53,15 @@ def check_adaptive_avg_pool_plane(adaptive_avg_pool_plane):
         got = adaptive_avg_pool_plane(x, size)
         if got is None:
             raise Mismatch(f"adaptive_avg_pool_plane returned None for x ({H}, {W}) -> {size}; return the plane.")
+        got_array = np.asarray(got, dtype=np.float64)
+        if got_array.shape == expected.shape and not np.allclose(got_array, expected, rtol=1e-10, atol=1e-12):
+            i, j = (int(k) for k in np.argwhere(~np.isclose(got_array, expected, rtol=1e-10, atol=1e-12))[0])
+            (OH, OW) = size
+            r0, r1, c0, c1 = i * H // OH, -(-(i + 1) * H // OH), j * W // OW, -(-(j + 1) * W // OW)
+            raise Mismatch(f"adaptive_avg_pool_plane(x ({H}, {W}), output_size={size}): bin ({i}, {j}) should be the "
+                           f"mean of x[{r0}:{r1}, {c0}:{c1}] = {expected[i, j]:.6g}, got {got_array[i, j]:.6g}. "
+                           f"Hint: rows floor({i}*{H}/{OH}) = {r0} to ceil({i + 1}*{H}/{OH}) = {r1} (exclusive), "
+                           f"columns floor({j}*{W}/{OW}) = {c0} to ceil({j + 1}*{W}/{OW}) = {c1}.")
         expect_close(f"adaptive_avg_pool_plane(x ({H}, {W}), output_size={size})", got, expected, rtol=1e-10,
                      atol=1e-12)
     return f"equals F.adaptive_avg_pool2d on {len(ADAPTIVE_SIZES)} sizes, among them 7 -> 6, 10 -> 3 and 5 -> 6"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minipsp.course import Mismatch, exercise, expect_close, expect_equal
+from minipsp.course import Mismatch, exercise, expect_equal
 
 # (input (H, W), output (OH, OW), output pixels): up and down, the borders (where clamping happens), inner pixels
 TAP_CASES = [((4, 5), (9, 11), [(0, 0), (3, 7), (8, 10), (4, 5)]),
@@ -29,6 +29,11 @@ def _one_pixel_gradient(in_hw, out_hw, oh, ow, align_corners):
     dy[0, 0, oh, ow] = 1.0
     y.backward(dy)  # y is linear in x: d y[oh, ow] / d x holds exactly its interpolation weights
     return np.asarray(x.grad)[0, 0]
+
+
+def _weights(plane):
+    """The non-zero weights of a plane as {(h, w): weight}, for a message."""
+    return "{" + ", ".join(f"({h}, {w}): {plane[h, w]:.4g}" for h, w in np.argwhere(np.abs(plane) > 1e-12)) + "}"
 
 
 @exercise("5.1", "the four taps of one output pixel", solution="bilinear_taps",
@@ -53,12 +58,15 @@ def check_bilinear_taps(bilinear_taps):
                 got = np.zeros(in_hw)
                 for (h, w), weight in taps:
                     if not (0 <= h < in_hw[0] and 0 <= w < in_hw[1]):
-                        raise Mismatch(f"{what}: tap ({h}, {w}) lies outside the {in_hw} input; i1 = min(i0 + 1, "
-                                       "in - 1) keeps it inside (clamping).")
+                        clamp = ("below 0: with align_corners=False the source coordinate is clamped at 0, "
+                                 "src = max((dst + 0.5) * in / out - 0.5, 0)") if min(h, w) < 0 else \
+                                ("past the last pixel: i1 = min(i0 + 1, in - 1) keeps it inside")
+                        raise Mismatch(f"{what}: tap ({h}, {w}) lies outside the {in_hw} input, {clamp}.")
                     got[h, w] += weight  # two taps on one pixel (a clamped border) add up
-                expect_close(f"the weights {what} puts on each input pixel, against d y[{oh}, {ow}] / d x through "
-                             "F.interpolate", got, _one_pixel_gradient(in_hw, out_hw, oh, ow, align_corners),
-                             rtol=1e-9, atol=1e-12)
+                expected = _one_pixel_gradient(in_hw, out_hw, oh, ow, align_corners)
+                if not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
+                    raise Mismatch(f"{what}: the weights it puts on the input pixels should be {_weights(expected)} "
+                                   f"(the gradient of y[{oh}, {ow}] through F.interpolate), got {_weights(got)}.")
     return "taps and weights equal the gradient of one output pixel through F.interpolate, 10 pixels x 2 conventions"
 
 

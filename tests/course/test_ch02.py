@@ -3,6 +3,7 @@
 import numpy as np
 from course_helpers import make_chapter_tests
 
+from minipsp.course import run
 from minipsp.course.solutions import ch02 as solutions
 
 
@@ -66,3 +67,9 @@ MISTAKES = {
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
  test_chapter_has_exercises_and_mistakes) = make_chapter_tests(2, MISTAKES)
+
+
+def test_im2col_message_names_the_wrong_entry():
+    """A wrong cols is reported by what the entry means (tap, channel, image, output pixel), not a bare index."""
+    message = run("2.1", im2col_taps_last).message
+    assert "tap kh=" in message and "output oh=" in message and "should hold x_pad[" in message, message

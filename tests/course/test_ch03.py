@@ -4,6 +4,7 @@ import numpy as np
 from course_helpers import make_chapter_tests
 
 import minipsp
+from minipsp.course import run
 from minipsp.course.solutions import ch03 as solutions
 
 AXES = (0, 2, 3)
@@ -42,6 +43,12 @@ def ops_unbiased_var(x, weight, bias, eps):
     return weight.reshape(1, -1, 1, 1) * ((x - mean) * (var + eps) ** -0.5) + bias.reshape(1, -1, 1, 1)
 
 
+def ops_without_eps(x, weight, bias, eps):
+    mean = x.mean(dim=AXES, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=AXES, keepdim=True)
+    return weight.reshape(1, -1, 1, 1) * ((x - mean) * var ** -0.5) + bias.reshape(1, -1, 1, 1)
+
+
 def backward_naive(dy, x, weight, eps):
     """The eval-mode formula: statistics held constant."""
     _, dw, db = solutions.batch_norm_backward(dy, x, weight, eps)
@@ -64,9 +71,21 @@ def backward_dweight_from_x(dy, x, weight, eps):
 
 MISTAKES = {
     "3.1": [running_biased_var, running_momentum_swapped, running_not_in_place],
-    "3.2": [ops_statistics_from_numpy, ops_unbiased_var],
+    "3.2": [ops_statistics_from_numpy, ops_unbiased_var, ops_without_eps],
     "3.3": [backward_naive, backward_without_xhat_term, backward_dweight_from_x],
 }
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
  test_chapter_has_exercises_and_mistakes) = make_chapter_tests(3, MISTAKES)
+
+
+def test_running_stats_not_in_place_is_named():
+    """Rebinding the names (with or without returning new arrays) is reported as such."""
+    for mistake in (running_not_in_place, lambda rm, rv, x, m: running_not_in_place(rm, rv, x, m) and None):
+        message = run("3.1", mistake).message
+        assert "unchanged" in message and "rebinds" in message, message
+
+
+def test_missing_eps_is_named():
+    message = run("3.2", ops_without_eps).message
+    assert "eps" in message and "close" in message, message

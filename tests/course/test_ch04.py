@@ -3,6 +3,8 @@
 import numpy as np
 from course_helpers import make_chapter_tests
 
+from minipsp.course import run
+
 
 def max_backward_assigns(dy, indices, x_shape):
     """Fancy-index assignment: a pixel that won two windows keeps one gradient, not the sum."""
@@ -44,3 +46,8 @@ MISTAKES = {
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
  test_chapter_has_exercises_and_mistakes) = make_chapter_tests(4, MISTAKES)
+
+
+def test_adaptive_message_gives_the_bin_edges():
+    message = run("4.2", adaptive_floor_end).message
+    assert "should be the mean of x[" in message and "ceil(" in message, message

@@ -5,6 +5,7 @@ import math
 import numpy as np
 from course_helpers import make_chapter_tests
 
+from minipsp.course import run
 from minipsp.course.solutions import ch05 as solutions
 
 
@@ -19,6 +20,18 @@ def taps_unclamped_right(in_hw, out_hw, oh, ow, align_corners):
         src = dst * (n_in - 1) / (n_out - 1) if align_corners else max((dst + 0.5) * n_in / n_out - 0.5, 0.0)
         i0 = math.floor(src)
         return i0, i0 + 1, src - i0
+
+    h0, h1, lh = source(oh, in_hw[0], out_hw[0])
+    w0, w1, lw = source(ow, in_hw[1], out_hw[1])
+    return [((h0, w0), (1 - lh) * (1 - lw)), ((h0, w1), (1 - lh) * lw), ((h1, w0), lh * (1 - lw)), ((h1, w1), lh * lw)]
+
+
+def taps_unclamped_left(in_hw, out_hw, oh, ow, align_corners):
+    """align_corners=False without max(., 0): the first output reads from index -1."""
+    def source(dst, n_in, n_out):
+        src = dst * (n_in - 1) / (n_out - 1) if align_corners else (dst + 0.5) * n_in / n_out - 0.5
+        i0 = math.floor(src)
+        return i0, min(i0 + 1, n_in - 1), src - i0
 
     h0, h1, lh = source(oh, in_hw[0], out_hw[0])
     w0, w1, lw = source(ow, in_hw[1], out_hw[1])
@@ -51,9 +64,16 @@ def writers_only_nearest(in_size, out_size, align_corners):
 
 
 MISTAKES = {
-    "5.1": [taps_always_align_corners, taps_unclamped_right, taps_weights_swapped],
+    "5.1": [taps_always_align_corners, taps_unclamped_right, taps_unclamped_left, taps_weights_swapped],
     "5.2": [writers_counting_zero_weights, writers_only_nearest],
 }
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
  test_chapter_has_exercises_and_mistakes) = make_chapter_tests(5, MISTAKES)
+
+
+def test_taps_messages_name_the_clamp_and_the_weights():
+    assert "clamped at 0" in run("5.1", taps_unclamped_left).message
+    assert "min(i0 + 1, in - 1)" in run("5.1", taps_unclamped_right).message
+    message = run("5.1", taps_always_align_corners).message
+    assert "should be {(" in message and "got {(" in message, message

@@ -7,8 +7,6 @@ import numpy as np
 
 def _source(dst, in_size, out_size, align_corners):
     """(i0, i1, lam) of output index dst along one axis."""
-    if in_size == out_size:  # an axis whose size does not change is copied
-        return dst, dst, 0.0
     if align_corners:
         src = dst * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
     else:
