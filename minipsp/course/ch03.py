@@ -38,9 +38,13 @@ def check_update_running_stats(update_running_stats):
             F.batch_norm(minipsp.tensor(x), expected_mean, expected_var, training=True, momentum=momentum)
             running_mean, running_var = mean0.copy(), var0.copy()
             update_running_stats(running_mean, running_var, x, momentum)
-            if np.array_equal(running_mean, mean0) or np.array_equal(running_var, var0):
-                raise Mismatch("the arrays passed in are unchanged after update_running_stats: write into them "
-                               "(running_mean[...] = ..., or *= and +=), as batch norm does; `running_mean = ...` "
+            unchanged = [name for name, now, before in (("running_mean", running_mean, mean0),
+                                                        ("running_var", running_var, var0))
+                         if np.array_equal(now, before)]
+            if unchanged:
+                raise Mismatch(f"{' and '.join(unchanged)} passed in {'is' if len(unchanged) == 1 else 'are'} "
+                               "unchanged after update_running_stats: write into the arrays (running_mean[...] = "
+                               "..., or *= and +=), as batch norm does; `running_mean = ...` "
                                "inside the function only rebinds a local name, and returning new arrays does not "
                                "change the ones the layer holds.")
             where = f"x {shape}, momentum {momentum}"
