@@ -39,7 +39,7 @@ def rank_env(threads: int = 1) -> dict:
     return env
 
 
-def run_ranks(n: int, args, timeout: float = 60, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
+def run_ranks(n: int, args, timeout: float = 180, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
     """mpiexec -n n <args...>; a list starting with a worker name runs tests/distributed/workers.py.
 
     Raises AssertionError with the output when check and the job fails; pytest fails (no hang) when the
@@ -55,5 +55,5 @@ def run_ranks(n: int, args, timeout: float = 60, check: bool = True, cwd=None) -
     return done
 
 
-def run_worker(n: int, name: str, out, *extra, timeout: float = 60, check: bool = True):
+def run_worker(n: int, name: str, out, *extra, timeout: float = 180, check: bool = True):
     return run_ranks(n, [sys.executable, WORKERS, name, str(out), *map(str, extra)], timeout=timeout, check=check)

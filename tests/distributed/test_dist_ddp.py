@@ -13,7 +13,7 @@ from mpi_helpers import run_worker
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    run_worker(2, "ddp_equivalence", out, timeout=90)
+    run_worker(2, "ddp_equivalence", out, timeout=240)
     return [dict(np.load(out / f"rank{r}.npz")) for r in (0, 1)]
 
 

@@ -12,10 +12,10 @@ from mpi_helpers import WORKERS, rank_env, run_worker
 def test_distributed_evaluation_equals_single_process(tmp_path):
     split, single = tmp_path / "split", tmp_path / "single"
     split.mkdir(), single.mkdir()
-    run_worker(2, "evaluate_split", split, 5, timeout=90)
+    run_worker(2, "evaluate_split", split, 5, timeout=240)
     # one process without mpiexec: a world of 1, every image on it
     done = subprocess.run([sys.executable, WORKERS, "evaluate_split", str(single), "5"], capture_output=True,
-                          text=True, timeout=90, env=rank_env())
+                          text=True, timeout=240, env=rank_env())
     assert done.returncode == 0, done.stderr
     want = np.load(single / "rank0.npz")
     assert want["confusion"].sum() == 5 * 33 * 33          # every pixel of the 5 images counted once

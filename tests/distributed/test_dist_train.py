@@ -33,7 +33,7 @@ def losses(run):
 
 def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
     first = tmp_path / "first"
-    run_ranks(2, MINIPSP + ["train", *TINY, "--iters", "2", "--out", str(first)], timeout=120)
+    run_ranks(2, MINIPSP + ["train", *TINY, "--iters", "2", "--out", str(first)], timeout=300)
     state = minipsp.load(str(first / "checkpoint.mpsp"))
     assert state["iteration"] == 2 and not any(k.startswith("module.") for k in state["model"])
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2          # every rank's dropout stream
@@ -41,9 +41,9 @@ def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
     shutil.copytree(first, two)
     shutil.copytree(first, one)
     done = run_ranks(2, MINIPSP + ["train", "--out", str(two), "--resume", "--iters", "4", "--no-progress"],
-                     timeout=120)
+                     timeout=300)
     assert done.stdout.count("checkpoint:") == 1                              # rank 0 alone reports
-    run_ranks(1, MINIPSP + ["train", "--out", str(one), "--resume", "--iters", "4", "--no-progress"], timeout=120)
+    run_ranks(1, MINIPSP + ["train", "--out", str(one), "--resume", "--iters", "4", "--no-progress"], timeout=300)
     (two_losses, two_lines, two_worlds), (one_losses, one_lines, one_worlds) = losses(two), losses(one)
     assert sorted(two_losses) == sorted(one_losses) == [1, 2, 3, 4]
     assert two_lines == one_lines == 4                                        # one line per iteration: rank 0 writes
@@ -65,7 +65,7 @@ def test_help_says_the_batch_is_global():
 
 @pytest.mark.parametrize("how", ["raise", "kill"])
 def test_one_failing_rank_ends_the_job(tmp_path, how):
-    done = run_worker(2, "fault", tmp_path, how, timeout=60, check=False)     # a hang fails here, at 60 s
+    done = run_worker(2, "fault", tmp_path, how, timeout=120, check=False)    # a hang fails here, at 120 s
     assert done.returncode != 0
     if how == "raise":
         lines = [line for line in done.stderr.splitlines() if line.startswith("[rank 1 of 2]")]
