@@ -27,7 +27,8 @@ Where things live:
 - `minipsp/course/chNN.py`: the checks of chapter NN, each registered with `@exercise("N.k", ...)`.
 - `minipsp/course/solutions/chNN.py`: the reference solutions, one place to open when stuck.
 - `tests/course/test_chNN.py`: for every exercise, the check passes the reference solution and rejects
-  at least one planted, plausible mistake (tests/course/test_registry.py proves none is missing).
+  at least one planted, plausible mistake (tests/course/course_helpers.py makes
+  those tests for a chapter and proves none is missing).
 
 Writing a check: a function `check_fn(answer)` that calls the answer on a few cases and raises
 `Mismatch("expected ..., got ..., hint: ...")` at the first wrong one (the helpers `expect_close`
@@ -170,11 +171,23 @@ def run(number: str, answer) -> Result:
         hint = f" Hint: {ex.hint}" if ex.hint and "hint" not in str(error).lower() else ""
         return Result(number, False, True, f"✗ Exercise {number} not right yet: {error}{hint}")
     except Exception as error:  # the learner's code crashed: show where, briefly, not a 40-line traceback
-        frames = traceback.extract_tb(error.__traceback__)
-        last = frames[-1] if frames else None
-        at = f" (at line {last.lineno} of {os.path.basename(last.filename)}: {last.line})" if last else ""
+        at = _where(traceback.extract_tb(error.__traceback__))
         return Result(number, False, True,
                       f"✗ Exercise {number}: your code raised {type(error).__name__}: {error}{at}")
+
+
+def _where(frames) -> str:
+    """Where the learner's code failed: the last frame outside this package (a notebook cell's file is
+    a temporary one named by Jupyter, so it is called "your cell")."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    theirs = [f for f in frames if not os.path.abspath(f.filename).startswith(package)]
+    if not theirs:
+        return ""
+    frame = theirs[-1]
+    name = os.path.basename(frame.filename)
+    place = "your cell" if name.startswith("<ipython-input") or "ipykernel" in frame.filename or name[:-3].isdigit() \
+        else name
+    return f" (at line {frame.lineno} of {place}: {frame.line})"
 
 
 def _call_check(ex: Exercise, answer) -> str:
@@ -208,8 +221,8 @@ def expect_close(what: str, got, expected, rtol: float = 1e-6, atol: float = 1e-
         return
     worst = np.unravel_index(int(np.argmax(error - bound)), error.shape) if error.ndim else ()
     at = f" at index {tuple(int(i) for i in worst)}" if worst else ""
-    raise Mismatch(f"{what}: expected {_fmt(expected[worst])}{at}, got {_fmt(got_array[worst])} "
-                   f"({int(np.sum(error > bound))} of {error.size} entries off)." + _hint(hint))
+    off = f" ({int(np.sum(error > bound))} of {error.size} entries off)" if error.size > 1 else ""
+    raise Mismatch(f"{what}: expected {_fmt(expected[worst])}{at}, got {_fmt(got_array[worst])}{off}." + _hint(hint))
 
 
 def expect_equal(what: str, got, expected, hint: str = ""):
@@ -228,5 +241,5 @@ def _hint(hint: str) -> str:
 def _fmt(value) -> str:
     value = np.asarray(value)
     if value.ndim == 0 and np.issubdtype(value.dtype, np.floating):
-        return f"{float(value):.6g}"
+        return f"{float(value):.10g}"  # enough digits that two close numbers do not print the same
     return repr(value.tolist())

@@ -28,7 +28,7 @@ def test_right_answer_passes(capsys):
 def test_wrong_answer_names_expected_got_and_hint():
     result = run("99.1", lambda x: x + x)
     assert not result
-    assert "expected 4 at index (1,), got -4" in result.message and "Hint" in result.message
+    assert "expected 4 at index (1,), got -4 (3 of 3 entries off)" in result.message and "Hint" in result.message
 
 
 def test_crash_is_one_line_with_the_line():
@@ -64,3 +64,15 @@ def test_expect_helpers():
         expect_close("x", np.zeros(2), np.zeros(3))
     with pytest.raises(Mismatch, match="at index"):
         expect_close("x", np.array([0.0, 1.0]), np.zeros(2))
+
+
+def test_scalar_mismatch_has_no_entry_count_and_enough_digits():
+    with pytest.raises(Mismatch) as caught:
+        expect_close("x", 1.0000001, 1.0, rtol=1e-9)
+    assert "expected 1, got 1.0000001" in str(caught.value) and "entries off" not in str(caught.value)
+
+
+def test_crash_points_at_the_learners_line_not_the_package():
+    result = run("99.1", lambda x: x.no_such_method())
+    assert "AttributeError" in result.message and "x.no_such_method()" in result.message
+    assert "minipsp/course" not in result.message
