@@ -9,17 +9,28 @@ start from the same weights (minipsp's, copied into torch) and see the same batc
 compared first (loss, and the weights after one step), then both are timed (median of --repeats,
 after one untimed warm-up that also compiles the Numba kernels). Dropout is off so the two losses
 can be compared; it costs little either way.
+
+The timed steps alternate, minipsp then torch, --repeats times, and the medians are compared (on a
+machine shared with other jobs, a burst of load then hits both alike). It also prints the conv
+algorithm each 3x3 layer used (kernels/conv2d/algorithm.py; MINIPSP_CONV forces one) and, with
+--memory, each framework's peak memory over a step: the rise of the peak resident set size (VmHWM)
+above the resident size after building the model and batch, each measured in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import statistics
+import subprocess
+import sys
+import time
 
 import numpy as np
 import torch
 
 import minipsp
-from benchmarks.common import machine_line, max_abs_error, median_time
+from benchmarks.common import machine_line, max_abs_error
 from benchmarks.torch_pspnet import TorchPSPNet
 from minipsp.models import PSPNet
 from minipsp.optim import SGD
@@ -71,6 +82,60 @@ def torch_step(model, x, y, lr=0.01, device="cpu"):
     return step
 
 
+def conv_algorithms(model, x, y):
+    """{(C_in, C_out, kernel, stride, dilation, map side, algorithm): how many convs}, from one forward."""
+    from minipsp.kernels.conv2d import algorithm, cpu
+
+    seen = collections.Counter()
+    forward = cpu.conv2d_forward
+
+    def recording(x, weight, bias, stride, padding, dilation):
+        chosen = algorithm.choose(x.shape, weight.shape, stride, padding, dilation)
+        seen[(weight.shape[1], weight.shape[0], weight.shape[2], stride[0], dilation[0], x.shape[2],
+              "/".join(dict.fromkeys(chosen)))] += 1
+        return forward(x, weight, bias, stride, padding, dilation)
+
+    cpu.conv2d_forward = recording
+    try:
+        with minipsp.no_grad():
+            model(minipsp.tensor(x), minipsp.tensor(y))
+    finally:
+        cpu.conv2d_forward = forward
+    return seen
+
+
+def _memory_kb(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_memory_child(framework, args):
+    """In this process: build, then two steps of `framework`; print the peak RSS rise in MB."""
+    ours, theirs, x, y = build(args.layers, args.classes, args.crop, args.batch)
+    model = ours if framework == "minipsp" else theirs
+    model.train()
+    step = (minipsp_step if framework == "minipsp" else torch_step)(model, x, y)
+    del ours, theirs
+    baseline = _memory_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear:   # reset VmHWM to the current RSS
+        clear.write("5")
+    step()
+    step()
+    print((_memory_kb("VmHWM") - baseline) / 1024)
+
+
+def peak_memory(framework, args):
+    """Peak RSS rise (MB) of a training step of `framework`, measured in a fresh process."""
+    command = [sys.executable, "-m", "benchmarks.train_step", "--memory-child", framework,
+               "--layers", str(args.layers), "--classes", str(args.classes), "--crop", str(args.crop),
+               "--batch", str(args.batch)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.split()[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=50)
@@ -78,7 +143,11 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=97, help="(crop - 1) %% 8 == 0")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="also each framework's peak memory (2 processes)")
+    parser.add_argument("--memory-child", choices=["minipsp", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        return peak_memory_child(args.memory_child, args)
 
     ours, theirs, x, y = build(args.layers, args.classes, args.crop, args.batch)
     ours.train()
@@ -87,8 +156,13 @@ def main(argv=None):
     loss_ours, loss_theirs = step_ours(), step_theirs()          # the warm-up step, also the check
     weight_error = max(max_abs_error(v, theirs.state_dict()[k].numpy()) for k, v in ours.state_dict().items()
                        if v.dtype.kind == "f")
-    t_ours = median_time(step_ours, repeats=args.repeats, warmup=0)
-    t_theirs = median_time(step_theirs, repeats=args.repeats, warmup=0)
+    times = {"minipsp": [], "torch": []}
+    for _ in range(args.repeats):                                 # interleaved: minipsp, torch, minipsp, ...
+        for name, step in (("minipsp", step_ours), ("torch", step_theirs)):
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    t_ours, t_theirs = statistics.median(times["minipsp"]), statistics.median(times["torch"])
 
     print(f"PSPNet-{args.layers}, {args.classes} classes, batch {args.batch} x 3 x {args.crop} x {args.crop}, "
           f"{machine_line(torch.get_num_threads())}")
@@ -98,7 +172,16 @@ def main(argv=None):
     print(f"{'':16} {'s / iteration':>14}")
     print(f"{'minipsp':16} {t_ours:14.3f}")
     print(f"{'torch':16} {t_theirs:14.3f}")
-    print(f"ratio minipsp / torch: {t_ours / t_theirs:.2f}x")
+    print(f"ratio minipsp / torch: {t_ours / t_theirs:.2f}x   (medians of {args.repeats} interleaved steps; "
+          f"minipsp {' '.join(f'{t:.2f}' for t in times['minipsp'])}, torch "
+          f"{' '.join(f'{t:.2f}' for t in times['torch'])})")
+    if args.memory:
+        mine, theirs_mb = peak_memory("minipsp", args), peak_memory("torch", args)
+        print(f"peak memory of a step (RSS rise over the built model): minipsp {mine:.0f} MB, torch "
+              f"{theirs_mb:.0f} MB, ratio {mine / theirs_mb:.2f}x")
+    print("conv algorithms (C_in > C_out, kernel, stride, dilation, input side: algorithm x count):")
+    for (c_in, c_out, kernel, stride, dilation, side, chosen), count in conv_algorithms(ours, x, y).items():
+        print(f"  {c_in:5d} > {c_out:<5d} {kernel}x{kernel} s{stride} d{dilation} {side:4d} px: {chosen} x {count}")
     return t_ours / t_theirs
 
 

@@ -6,25 +6,44 @@ when the transforms, which cost per pixel and channel, are small next to the GEM
 shrink (4x fewer multiplications for F(4x4), 2.25x for F(2x2)), i.e. with enough channels, and
 when the tiles fit the phase images: an m x m tile on a 5 x 5 phase computes 8 x 8 outputs for 25.
 
-CROSSOVERS is the table, measured with benchmarks/conv_crossover.py on PSPNet's layer shapes
-(benchmarks/README.md, "Convolution algorithms"): the first row whose minimums a convolution meets
-gives its algorithm, and a convolution that meets none (or is not 3x3 stride 1) runs im2col.
+CROSSOVERS is the table, measured with `python -m benchmarks.conv_crossover` on PSPNet's layer shapes
+(benchmarks/README.md, "Convolution algorithms"). A row is (smallest min(C_in, C_out), largest
+waste, algorithm for forward and dx, algorithm for dw), and the first row a convolution meets gives
+its algorithm; one that meets none (or is not 3x3 stride 1) runs im2col. The waste is what F(4x4)
+computes for nothing: the outputs of its tiles over all phases divided by OH*OW (1.38 at 17 x 17,
+1.78 at 9 x 9; 3.2 at 9 x 9 with dilation 4, where each 2 x 2 phase takes a whole 4 x 4 tile).
+Measured (single-thread CPU time, batch 8, forward + dx + dw, im2col / F(2x2) / F(4x4) in ms):
+F(4x4) is fastest from 8 channels up wherever its waste is at most 1.38 (65 px: 160 / 119 / 87;
+17 px with dilation 4, 512 channels: 373 / 320 / 273), F(2x2) where it is 1.78 or more (9 px, 1024
+-> 512: 232 / 181 / 264; 9 px dilation 4: 112 / 97 / 185), and im2col nowhere among these.
+Below 8 channels nothing was measured, so im2col stays. The default ('auto') takes F(2x2) even where
+F(4x4) is faster, for accuracy: F(4x4)'s float32 error is ~10x a direct convolution's per layer,
+and PSPNet-18's float32 gradients then miss the torch parity check (6e-4 from float64 in relative
+L2, 2e-4 allowed, torch 3e-5). MINIPSP_CONV=fast takes the table's F(4x4) rows too.
 
 The environment variable MINIPSP_CONV overrides the table, for tests and teaching:
-    auto       the table (the default)
+    auto       the table's F(2x2) choices (the default)
+    fast       the table with F(4x4) where it is fastest (float32 error ~1e-5 of the output's scale)
     im2col     im2col + GEMM everywhere
     winograd   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (also winograd4)
     winograd2  Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution
 It is read at every call, so a test can set it for one block of code.
 """
 
+import functools
 import os
 
-CHOICES = ("auto", "im2col", "winograd", "winograd2", "winograd4")
+from . import space_to_batch
 
-# (smallest of C_in and C_out, smallest phase side min(OH/dh, OW/dw), forward/dx algorithm, dw algorithm)
-CROSSOVERS = [
-]
+CHOICES = ("auto", "fast", "im2col", "winograd", "winograd2", "winograd4")
+
+# (smallest min(C_in, C_out), largest waste of F(4x4), forward and dx algorithm, dw algorithm)
+CROSSOVERS = {
+    # F(2x2) wherever Winograd pays: as accurate as im2col in float32 (winograd.ERROR_BOUND)
+    "auto": [(8, float("inf"), "winograd2", "winograd2")],
+    # F(4x4) too where it measured fastest: 10-25% faster again, but 10x the float32 error per layer
+    "fast": [(8, 1.5, "winograd4", "winograd4"), (8, float("inf"), "winograd2", "winograd2")],
+}
 
 
 def forced():
@@ -44,17 +63,25 @@ def choose(x_shape, weight_shape, stride, padding, dilation):
     value = forced()
     if value == "im2col" or not winograd_applies(weight_shape, stride):
         return "im2col", "im2col"
-    if value != "auto":
+    if value not in CROSSOVERS:
         algorithm = "winograd4" if value == "winograd" else value
         return algorithm, algorithm
     channels = min(x_shape[1], weight_shape[0])
-    OH = x_shape[2] + 2 * padding[0] - 2 * dilation[0]
-    OW = x_shape[3] + 2 * padding[1] - 2 * dilation[1]
-    phase_side = min(OH // dilation[0], OW // dilation[1])
-    for min_channels, min_side, forward, weight_grad in CROSSOVERS:
-        if channels >= min_channels and phase_side >= min_side:
+    waste = waste_of_f4(*x_shape[2:], tuple(padding), tuple(dilation))
+    for min_channels, max_waste, forward, weight_grad in CROSSOVERS[value]:
+        if channels >= min_channels and waste <= max_waste:
             return forward, weight_grad
     return "im2col", "im2col"
+
+
+@functools.lru_cache(maxsize=1024)
+def waste_of_f4(H, W, padding, dilation):
+    """Outputs that F(4x4)'s tiles compute over all phases, divided by OH*OW (>= 1)."""
+    OH, OW = (size + 2 * p - 2 * d for size, p, d in zip((H, W), padding, dilation))
+    if OH <= 0 or OW <= 0:
+        return float("inf")
+    table, tiles = space_to_batch.phase_table(H, W, OH, OW, padding, dilation, 4)
+    return 16 * tiles / (OH * OW)
 
 
 def tile_size(algorithm):

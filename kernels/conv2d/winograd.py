@@ -335,47 +335,102 @@ def _grad_serial(dy, Z, table, tiles_per_image, dilation, m, k):
         _grad_plane(dy, Z, co, table, tiles_per_image, dilation, m, k)
 
 
-# ---------------------------------------------------------------- filter transforms (float64 arithmetic)
-# Serial: C_out*C_in*(alpha*9 + alpha^2*3) multiply-adds, under 1 ms for 64 x 64 channels, ~40 ms at
-# 512 x 1024 (where the table keeps im2col at PSPNet's map sizes anyway).
+# ---------------------------------------------------------------- filter transforms
+# Loops over (co, c) with c innermost (weight pre-transposed to (C_out, 3, 3, C_in)), so that every
+# read and write is contiguous along c. At 512 x 512 channels this is 2.4M small transforms: in
+# generic loops it took ~40 ms, as long as the GEMMs of a 17 x 17 map. kg holds 1/4, 1/6, 1/12, 1/24
+# (F(4, 3)) or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the dtype (in float32
+# these transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result is rounded.
 
-@njit(cache=True)
-def _filter_transform(weight, G, U):
-    """U[i*alpha + j, co, c] = (G g G^T)[i, j] for g = weight[co, c] (3, 3)."""
-    alpha = G.shape[0]
-    C_out, C_in = weight.shape[:2]
-    for co in range(C_out):
-        Gg = np.empty((alpha, 3))
+@njit(cache=True, inline="always")
+def _g4(g0, g1, g2, kg):
+    """G g for F(4, 3)."""
+    quarter, sixth, twelfth, twenty_fourth = kg[0], kg[1], kg[2], kg[3]
+    a, b = (g0 + g2) * sixth, g1 * sixth
+    c, e = g0 * twenty_fourth + g2 * sixth, g1 * twelfth
+    return g0 * quarter, -(a + b), b - a, c + e, c - e, g2
+
+
+@njit(cache=True, inline="always")
+def _gt4(u0, u1, u2, u3, u4, u5, kg):
+    """G^T u for F(4, 3) (the adjoint, for dw)."""
+    quarter, sixth, twelfth, twenty_fourth = kg[0], kg[1], kg[2], kg[3]
+    p, q = u1 + u2, u3 + u4
+    return u0 * quarter - p * sixth + q * twenty_fourth, (u2 - u1) * sixth + (u3 - u4) * twelfth, (q - p) * sixth + u5
+
+
+@njit(cache=True, inline="always")
+def _g2(g0, g1, g2, kg):
+    """G g for F(2, 3)."""
+    half = kg[0]
+    a = (g0 + g2) * half
+    b = g1 * half
+    return g0, a + b, a - b, g2
+
+
+@njit(cache=True, inline="always")
+def _gt2(u0, u1, u2, u3, kg):
+    """G^T u for F(2, 3)."""
+    half = kg[0]
+    p = (u1 + u2) * half
+    return u0 + p, (u1 - u2) * half, p + u3
+
+
+@njit(cache=True, parallel=True)
+def _filter_transform(wt, U, m, kg):
+    """U[i*alpha + j, co, c] = (G g G^T)[i, j] for g = wt[co, :, :, c] (wt is weight as (C_out, 3, 3, C_in))."""
+    C_out, C_in = wt.shape[0], wt.shape[3]
+    for co in prange(C_out):
         for c in range(C_in):
-            for i in range(alpha):
-                for l in range(3):
-                    Gg[i, l] = G[i, 0] * weight[co, c, 0, l] + G[i, 1] * weight[co, c, 1, l] \
-                        + G[i, 2] * weight[co, c, 2, l]
-            for i in range(alpha):
-                for j in range(alpha):
-                    U[i * alpha + j, co, c] = Gg[i, 0] * G[j, 0] + Gg[i, 1] * G[j, 1] + Gg[i, 2] * G[j, 2]
+            g00, g01, g02 = np.float64(wt[co, 0, 0, c]), np.float64(wt[co, 0, 1, c]), np.float64(wt[co, 0, 2, c])
+            g10, g11, g12 = np.float64(wt[co, 1, 0, c]), np.float64(wt[co, 1, 1, c]), np.float64(wt[co, 1, 2, c])
+            g20, g21, g22 = np.float64(wt[co, 2, 0, c]), np.float64(wt[co, 2, 1, c]), np.float64(wt[co, 2, 2, c])
+            if m == 4:   # G g: columns l = 0, 1, 2 of the result
+                c0 = _g4(g00, g10, g20, kg)
+                c1 = _g4(g01, g11, g21, kg)
+                c2 = _g4(g02, g12, g22, kg)
+                for i in range(6):   # (G g) G^T: row i is G (c0[i], c1[i], c2[i])
+                    row = _g4(c0[i], c1[i], c2[i], kg)
+                    for j in range(6):
+                        U[i * 6 + j, co, c] = row[j]
+            else:
+                c0 = _g2(g00, g10, g20, kg)
+                c1 = _g2(g01, g11, g21, kg)
+                c2 = _g2(g02, g12, g22, kg)
+                for i in range(4):
+                    row = _g2(c0[i], c1[i], c2[i], kg)
+                    for j in range(4):
+                        U[i * 4 + j, co, c] = row[j]
 
 
-@njit(cache=True)
-def _filter_transform_adjoint(dU, G, dw):
-    """dw[co, c] = G^T dU[:, :, co, c] G (3, 3): the filter transform's adjoint."""
-    alpha = G.shape[0]
-    C_out, C_in = dw.shape[:2]
-    for co in range(C_out):
-        GtdU = np.empty((3, alpha))
+@njit(cache=True, parallel=True)
+def _filter_transform_adjoint(dU, dwt, m, kg):
+    """dwt[co, :, :, c] = G^T dU[:, co, c] G (3, 3), seen as alpha x alpha: the filter transform's adjoint."""
+    C_out, C_in = dwt.shape[0], dwt.shape[3]
+    for co in prange(C_out):
         for c in range(C_in):
-            for k in range(3):
-                for j in range(alpha):
-                    total = 0.0
-                    for i in range(alpha):
-                        total += G[i, k] * dU[i * alpha + j, co, c]
-                    GtdU[k, j] = total
-            for k in range(3):
-                for l in range(3):
-                    total = 0.0
-                    for j in range(alpha):
-                        total += GtdU[k, j] * G[j, l]
-                    dw[co, c, k, l] = total
+            if m == 4:   # G^T dU: column j of the result is r_j (3 values)
+                r0 = _gt4(dU[0, co, c], dU[6, co, c], dU[12, co, c], dU[18, co, c], dU[24, co, c], dU[30, co, c], kg)
+                r1 = _gt4(dU[1, co, c], dU[7, co, c], dU[13, co, c], dU[19, co, c], dU[25, co, c], dU[31, co, c], kg)
+                r2 = _gt4(dU[2, co, c], dU[8, co, c], dU[14, co, c], dU[20, co, c], dU[26, co, c], dU[32, co, c], kg)
+                r3 = _gt4(dU[3, co, c], dU[9, co, c], dU[15, co, c], dU[21, co, c], dU[27, co, c], dU[33, co, c], kg)
+                r4 = _gt4(dU[4, co, c], dU[10, co, c], dU[16, co, c], dU[22, co, c], dU[28, co, c], dU[34, co, c], kg)
+                r5 = _gt4(dU[5, co, c], dU[11, co, c], dU[17, co, c], dU[23, co, c], dU[29, co, c], dU[35, co, c], kg)
+                for k in range(3):   # (G^T dU) G: row k is G^T (r0[k], ..., r5[k])
+                    row = _gt4(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], kg)
+                    dwt[co, k, 0, c], dwt[co, k, 1, c], dwt[co, k, 2, c] = row
+            else:
+                r0 = _gt2(dU[0, co, c], dU[4, co, c], dU[8, co, c], dU[12, co, c], kg)
+                r1 = _gt2(dU[1, co, c], dU[5, co, c], dU[9, co, c], dU[13, co, c], kg)
+                r2 = _gt2(dU[2, co, c], dU[6, co, c], dU[10, co, c], dU[14, co, c], kg)
+                r3 = _gt2(dU[3, co, c], dU[7, co, c], dU[11, co, c], dU[15, co, c], kg)
+                for k in range(3):
+                    row = _gt2(r0[k], r1[k], r2[k], r3[k], kg)
+                    dwt[co, k, 0, c], dwt[co, k, 1, c], dwt[co, k, 2, c] = row
+
+
+def _filter_constants(m):
+    return np.array([1 / 4, 1 / 6, 1 / 12, 1 / 24] if m == 4 else [1 / 2], dtype=np.float64)
 
 
 # ---------------------------------------------------------------- the convolutions
@@ -396,17 +451,22 @@ def _constants(dtype):
     return np.array([2, 4, 5, 8], dtype=dtype)
 
 
-def _groups(N, bytes_per_image):
-    size = max(1, min(N, TILES_BUDGET // max(1, bytes_per_image)))
+def _groups(N, bytes_per_image, filter_bytes):
+    """Image groups [(n0, n1), ...] with at most TILES_BUDGET, or twice the transformed filter, of tiles.
+
+    With many channels on a small map (PSPNet's layer4 and heads at 17 x 17) U is larger than the
+    tiles (75 MB for 1024 -> 512 channels) and each group's GEMMs read all of it, and dw's groups
+    each add into all of dU: there, few large groups are faster (dw 1.7x at the 1024-channel head)."""
+    budget = max(TILES_BUDGET, 2 * filter_bytes)
+    size = max(1, min(N, budget // max(1, bytes_per_image)))
     return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
 
 
 def transform_filter(weight, m):
     """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype."""
     C_out, C_in = weight.shape[:2]
-    alpha = m + 2
-    U = np.empty((alpha * alpha, C_out, C_in), dtype=weight.dtype)
-    _filter_transform(np.ascontiguousarray(weight), MATRICES[m]["G"], U)
+    U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
+    _filter_transform(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), U, m, _filter_constants(m))
     return U
 
 
@@ -423,7 +483,7 @@ def correlate(x, U, out_size, padding, dilation, m):
     if y.size == 0:
         return y
     k = _constants(x.dtype)
-    for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize):
+    for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, U.nbytes):
         T = (n1 - n0) * tiles_per_image
         V = _planes(alpha2, C_in, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
@@ -457,16 +517,22 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     C_out, OH, OW = dy.shape[1:]
     alpha2 = (m + 2) ** 2
     table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
-    dU = np.zeros((alpha2, C_out, C_in), dtype=x.dtype)
+    dU = _planes(alpha2, C_out, C_in, x.dtype)
     k = _constants(x.dtype)
-    for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize):
+    groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, dU.nbytes)
+    for group, (n0, n1) in enumerate(groups):
         T = (n1 - n0) * tiles_per_image
         V = _planes(alpha2, C_in, T, x.dtype)
         Z = _planes(alpha2, C_out, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
         (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
         (_grad_parallel if parallel else _grad_serial)(dy[n0:n1], Z, table, tiles_per_image, dilation, m, k)
-        dU += np.matmul(Z, V.transpose(0, 2, 1))                              # alpha^2, C_out, C_in
-    dw = np.empty(weight_shape, dtype=x.dtype)
-    _filter_transform_adjoint(dU, MATRICES[m]["G"], dw)
-    return dw
+        if group == 0:
+            np.matmul(Z, V.transpose(0, 2, 1), out=dU)                        # alpha^2, C_out, C_in
+        else:
+            dU += np.matmul(Z, V.transpose(0, 2, 1))
+    if N == 0:
+        dU[...] = 0
+    dwt = np.empty((C_out, 3, 3, C_in), dtype=x.dtype)
+    _filter_transform_adjoint(dU, dwt, m, _filter_constants(m))
+    return np.ascontiguousarray(dwt.transpose(0, 3, 1, 2))

@@ -210,18 +210,24 @@ def test_float32_error_within_the_stated_bound(conv, layer, monkeypatch):
 # ---------------------------------------------------------------- the choice
 
 def test_table_choices(monkeypatch):
+    """The table's choices on PSPNet's shapes (batch 8, 129 and 65 px crops) and what stays im2col."""
     monkeypatch.delenv("MINIPSP_CONV", raising=False)
-    choose = algorithm.choose
-    for channels, side, forward, weight_grad in algorithm.CROSSOVERS:   # a conv just at a row's minimums
-        assert choose((2, channels, side, side), (channels, channels, 3, 3), (1, 1), (1, 1), (1, 1)) == (
-            forward, weight_grad)
-        d = 2   # dilation 2: the phase side is what counts
-        assert choose((2, channels, d * side, d * side), (channels, channels, 3, 3), (1, 1), (d, d), (d, d)) == (
-            forward, weight_grad)
-    assert choose((8, 64, 64, 64), (128, 64, 3, 3), (2, 2), (1, 1), (1, 1)) == ("im2col", "im2col")   # stride 2
-    assert choose((8, 256, 64, 64), (64, 256, 1, 1), (1, 1), (0, 0), (1, 1)) == ("im2col", "im2col")  # 1x1
-    assert choose((8, 3, 129, 129), (64, 3, 3, 3), (1, 1), (1, 1), (1, 1)) == ("im2col", "im2col")    # 3 channels
-    assert choose((8, 64, 5, 5), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1)) == ("im2col", "im2col")      # tiny map
+
+    def choose(C_in, C_out, side, kernel=3, stride=1, d=1):
+        return algorithm.choose((8, C_in, side, side), (C_out, C_in, kernel, kernel), (stride, stride), (d, d), (d, d))
+
+    assert choose(64, 64, 65) == ("winograd2", "winograd2")           # auto: F(2x2) wherever Winograd pays
+    assert choose(512, 512, 9, d=4) == ("winograd2", "winograd2")
+    monkeypatch.setenv("MINIPSP_CONV", "fast")
+    assert choose(64, 64, 65) == ("winograd4", "winograd4")           # the stem, layer1 (waste 1.09)
+    assert choose(512, 512, 17, d=4) == ("winograd4", "winograd4")    # layer4 at 129 px (waste 1.38)
+    assert choose(1024, 512, 9) == ("winograd2", "winograd2")         # the head at 65 px (waste 1.78)
+    assert choose(512, 512, 9, d=4) == ("winograd2", "winograd2")     # layer4 at 65 px (waste 3.2)
+    assert choose(64, 128, 64, stride=2) == ("im2col", "im2col")      # stride 2
+    assert choose(256, 64, 64, kernel=1) == ("im2col", "im2col")      # 1x1
+    assert choose(3, 64, 129) == ("im2col", "im2col")                 # 3 channels
+    assert algorithm.waste_of_f4(17, 17, (1, 1), (1, 1)) == pytest.approx(400 / 289)
+    assert algorithm.waste_of_f4(9, 9, (4, 4), (4, 4)) == pytest.approx(16 * 16 / 81)
 
 
 @pytest.mark.parametrize("value, expected", [("im2col", "im2col"), ("winograd", "winograd4"),
