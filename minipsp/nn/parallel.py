@@ -89,8 +89,17 @@ class _Bucket:
 class DistributedDataParallel(Module):
     """DistributedDataParallel(module, bucket_cap_mb=25, broadcast_buffers=True), as torch's.
 
-    After each loss.backward() of a forward made in training mode with grad enabled, every
-    parameter's .grad is the mean of the ranks' gradients. Calls init_process_group() if needed.
+    After each loss.backward() of a forward made with grad enabled (in train or eval mode, as torch),
+    every parameter's .grad is the mean of the ranks' gradients. Calls init_process_group() if needed.
+
+    What torch's DDP does, and so does this one:
+    - backward twice through one forward (retain_graph=True): only the first is reduced; the second
+      adds this rank's own gradients (a DDP forward prepares one reduction).
+    - two forward + backward pairs without zero_grad (accumulation): each backward reduces the
+      accumulated .grad, so the result is the mean of the sum; no_sync() skips the first reduction.
+    - a parameter unused on some ranks counts as zeros there (torch needs find_unused_parameters=True
+      for that); one that no rank used keeps its .grad (None if it had none).
+    - a forward under no_grad() prepares nothing: evaluation costs no communication.
     """
 
     def __init__(self, module, bucket_cap_mb: float = 25, broadcast_buffers: bool = True):
@@ -159,7 +168,9 @@ class DistributedDataParallel(Module):
             bucket.reset()
         if self.broadcast_buffers and self.module.training:
             self._broadcast_buffers()
-        sync = self.module.training and is_grad_enabled() and self.require_backward_grad_sync
+        # as torch: any forward that records a graph is followed by a reduced backward, train or eval mode
+        # (an eval-mode fine-tune with frozen batch norm must still average its gradients)
+        sync = is_grad_enabled() and self.require_backward_grad_sync
         object.__setattr__(self, "_expect_backward", sync)
         return self.module(*args, **kwargs)
 

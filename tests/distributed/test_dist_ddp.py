@@ -43,3 +43,19 @@ def test_without_sync_bn_the_run_differs(ranks):
     # the parameters stay in sync (DDP), only the per-rank running statistics drift apart
     drifted = [n for n in ranks[0]["plain_out_of_sync"] if n != "-"]
     assert drifted and all("running" in n for n in drifted)
+
+
+def test_ddp_reduces_as_torch_does(tmp_path):
+    """Rank r's d/dw is r + 1 (x = r + 1): the cases torch DDP defines, its numbers (gloo, 2 processes, the
+    same model) written as the means they are: eval mode reduces (1.5); retain_graph reduces the first
+    backward only (1.5, then 1.5 + x_r); accumulation reduces each backward (1.5 + 3); no_sync keeps x_r,
+    then reduces x_r + 2 x_r (4.5); a parameter used on rank 1 alone gets (0 + 2) / 2; one never used, None."""
+    run_worker(2, "ddp_semantics", tmp_path, timeout=120)
+    for rank in (0, 1):
+        r = dict(np.load(tmp_path / f"rank{rank}.npz"))
+        x = rank + 1.0
+        expected = {"eval": 1.5, "retain_first": 1.5, "retain_second": 1.5 + x, "accumulate": 1.5 + 3.0,
+                    "no_sync_local": x, "no_sync": 4.5, "unused_extra": 1.0}
+        for name, value in expected.items():
+            np.testing.assert_array_equal(r[name], np.full(2, value), err_msg=f"rank {rank}: {name}")
+        assert bool(r["never_used_is_none"])

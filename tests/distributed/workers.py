@@ -246,6 +246,58 @@ def gpu_world_of_one(out):
          grad_gap=np.array(max(np.abs(a - b).max() for a, b in zip(*grads))))
 
 
+# -- DDP's reduction in the cases torch defines (eval mode, retain_graph, accumulation, unused) -----------------
+class _Scaled(nn.Module):
+    """y = sum(w * x) for a used weight w (2,), and a second weight used only where asked."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.zeros(2))
+        self.extra = nn.Parameter(np.zeros(2))
+
+    def forward(self, x, use_extra=False):
+        y = (self.w * x).sum()
+        return y + (self.extra * x).sum() if use_extra else y
+
+
+def ddp_semantics(out):
+    """Rank r's input is x = r + 1 (both entries), so d/dw = x on rank r: the mean over 2 ranks is 1.5."""
+    rank = dist.get_rank()
+    model = DistributedDataParallel(_Scaled())
+    net = model.module
+    x = minipsp.tensor(np.full(2, float(rank + 1)))
+    results = {}
+    model.eval()                                   # eval mode with grad enabled: reduced, as torch
+    model(x).backward()
+    results["eval"] = net.w.grad.copy()
+    net.w.grad = None
+    model.train()
+    y = model(x)                                   # one forward, two backward: only the first is reduced
+    y.backward(retain_graph=True)
+    results["retain_first"] = net.w.grad.copy()
+    y.backward()
+    results["retain_second"] = net.w.grad.copy()
+    net.w.grad = None
+    model(x).backward()                            # accumulation: each backward reduces the accumulated .grad
+    model(2 * x).backward()
+    results["accumulate"] = net.w.grad.copy()
+    net.w.grad = None
+    with model.no_sync():                          # no_sync: the first stays local, the second reduces the sum
+        model(x).backward()
+    results["no_sync_local"] = net.w.grad.copy()
+    model(2 * x).backward()
+    results["no_sync"] = net.w.grad.copy()
+    net.w.grad = None
+    model(x, use_extra=rank == 1).backward()       # extra used on rank 1 only: zeros on rank 0
+    results["unused_extra"] = net.extra.grad.copy()
+    net.w.grad = net.extra.grad = None
+    model(x).backward()                            # used by no rank: stays None
+    results["never_used_is_none"] = np.array(net.extra.grad is None)
+    with minipsp.no_grad():                        # no graph: the next backward-free forward prepares nothing
+        model(x)
+    save(out, **results)
+
+
 if __name__ == "__main__":
     dist.init_process_group()
     name, out, *extra = sys.argv[1:]
