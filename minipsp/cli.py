@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_overrides(p, keys={"data", "layers", "classes", "crop_size", "device"})
 
-    p = sub.add_parser("predict", help="segment image files: palette PNG and overlay PNG per image")
+    p = sub.add_parser("predict", help="segment image files: palette PNG and overlay PNG per image (under mpiexec "
+                                       "rank 0 alone)")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-o", "--output", default="predictions",
@@ -192,6 +193,8 @@ def cmd_eval(args):
 def cmd_predict(args):
     from minipsp.predict import predict_files
 
+    if not distributed.is_main_process():
+        return      # under mpiexec rank 0 alone predicts: every rank would write the same files at once
     for path in args.images:
         _need_file(path, "image")
     cfg, state = load_checkpoint_config(args.checkpoint, _overrides(args))

@@ -31,9 +31,15 @@ def losses(run):
             [r for r in records if "world" in r])
 
 
-def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
-    first = tmp_path / "first"
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """A 2-rank run to iteration 2 (checkpointed there)."""
+    first = tmp_path_factory.mktemp("first") / "run"
     run_ranks(2, MINIPSP + ["train", *TINY, "--iters", "2", "--out", str(first)], timeout=300)
+    return first
+
+
+def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path, first):
     state = minipsp.load(str(first / "checkpoint.mpsp"))
     assert state["iteration"] == 2 and not any(k.startswith("module.") for k in state["model"])
     assert isinstance(state["rng"], list) and len(state["rng"]) == 2          # every rank's dropout stream
@@ -53,6 +59,23 @@ def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path):
     for it in (3, 4):          # float32: the 2-rank gradient is a mean of two halves, the 1-rank one a single sum
         np.testing.assert_allclose(two_losses[it], one_losses[it], rtol=2e-5)
     assert two_losses[4] != two_losses[3]
+
+
+def test_predict_under_mpiexec_writes_each_file_once(tmp_path, first):
+    """Every rank would write the same PNGs at the same moment (a torn file): rank 0 alone predicts."""
+    from PIL import Image
+
+    images = []
+    for i in range(2):
+        images.append(str(tmp_path / f"photo{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (33, 41, 3), dtype=np.uint8)).save(images[-1])
+    out = tmp_path / "pred"
+    done = run_ranks(2, MINIPSP + ["predict", str(first / "checkpoint.mpsp"), *images, "-o", str(out)], timeout=300)
+    written = done.stdout.split()
+    expected = [str(out / f"photo{i}_{kind}.png") for i in range(2) for kind in ("pred", "overlay")]
+    assert sorted(written) == sorted(expected)
+    for path in written:
+        assert Image.open(path).size == (41, 33)
 
 
 def test_help_says_the_batch_is_global():
