@@ -29,11 +29,15 @@ __all__ = ["DistributedSampler"]
 class DistributedSampler:
     """DistributedSampler(dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False).
 
-    num_replicas, rank: default to the world size and this process's rank (a world of 1 without MPI).
+    num_replicas, rank: default to the world size and this process's rank (a world of 1 without MPI);
+    init_process_group() is called then if it was not (a sampler made before the model is wrapped must
+    not take each rank for the whole world and serve it every image).
     drop_last: drop the tail that would make the shards unequal, instead of repeating the first
     indices to fill them (torch's behaviour; evaluation should not use a padded sampler)."""
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        if num_replicas is None or rank is None:
+            dist.init_process_group()      # under mpiexec: the world's size and this rank, not (0, 1)
         default_rank, default_world = dist.rank_and_world()
         num_replicas = default_world if num_replicas is None else num_replicas
         rank = default_rank if rank is None else rank

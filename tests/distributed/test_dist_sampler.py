@@ -62,5 +62,35 @@ def test_bad_arguments():
         DistributedSampler(Numbers(4), 2, 2)
     with pytest.raises(ValueError, match="num_replicas"):
         DistributedSampler(Numbers(4), 0, 0)
+    with pytest.raises(ValueError, match="drop_last=True with 3 replicas but the dataset has only 2"):
+        DistributedSampler(Numbers(2), 3, 0, drop_last=True)
     with pytest.raises(ValueError, match="sampler"):
         DataLoader(Numbers(4), 2, shuffle=True, sampler=DistributedSampler(Numbers(4), 2, 0))
+
+
+@pytest.mark.parametrize("n, world, drop_last", [(10, 2, False), (11, 3, False), (2, 5, False), (7, 4, False),
+                                                 (1, 3, False), (10, 2, True), (11, 3, True), (7, 4, True)])
+def test_unshuffled_shards_are_torchs(n, world, drop_last):
+    """Padding (the first indices repeated, as often as needed) and striding as torch's, index for index.
+    (drop_last with fewer samples than ranks: torch serves empty shards, minipsp refuses: test_bad_arguments.)"""
+    torch_data = pytest.importorskip("torch.utils.data")
+    for r in range(world):
+        theirs = list(torch_data.DistributedSampler(range(n), world, r, shuffle=False, drop_last=drop_last))
+        ours = DistributedSampler(Numbers(n), world, r, shuffle=False, drop_last=drop_last)
+        assert list(ours) == theirs and len(ours) == len(theirs)
+
+
+def test_default_rank_and_world_under_mpiexec(tmp_path):
+    """Made before anything else under mpiexec -n 2, the sampler finds the world (init_process_group), so
+    the two ranks get disjoint halves, not every image each."""
+    import sys
+
+    from mpi_helpers import run_ranks  # (skips this test alone without mpi4py)
+
+    code = ("import sys\n"
+            "from minipsp.data.sampler import DistributedSampler\n"
+            "s = DistributedSampler(list(range(6)), shuffle=False)\n"
+            "open(f'{sys.argv[1]}/rank{s.rank}.txt', 'w').write(f'{s.num_replicas} {list(s)}')\n")
+    run_ranks(2, [sys.executable, "-c", code, str(tmp_path)], timeout=120)
+    assert (tmp_path / "rank0.txt").read_text() == "2 [0, 2, 4]"
+    assert (tmp_path / "rank1.txt").read_text() == "2 [1, 3, 5]"
