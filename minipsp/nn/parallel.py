@@ -17,9 +17,11 @@ How (torch's design, smaller):
   them), into flat buckets of at most bucket_cap_mb per device and dtype. A ResNet-50's ~160
   parameter tensors make a handful of buckets: a handful of Allreduces per step, not 160.
 - A post-accumulate-grad hook on each parameter counts its bucket down; a full bucket is copied into
-  one flat array and its Allreduce starts (asynchronously on the CPU, through MPI Iallreduce)
-  while backward goes on. A callback queued in the autograd engine waits for all of them at the
-  end of backward and writes the means back into the .grad arrays.
+  one flat array and its Allreduce starts (asynchronously on the CPU, through MPI Iallreduce) while
+  backward goes on, buckets always in the same order on every rank (MPI pairs collectives by their
+  order, and a rank with an unused parameter fills its buckets in another). A callback queued in
+  the autograd engine waits for all of them at the end of backward and writes the means back into
+  the .grad arrays.
 - A parameter that got no gradient on some rank (an unused head) counts as zeros there; one flag
   per parameter is reduced with the bucket, and a parameter that no rank used keeps .grad None.
 - broadcast_buffers (default True, as torch): rank 0's buffers are broadcast before every forward,
@@ -118,6 +120,7 @@ class DistributedDataParallel(Module):
         for tensor in list(module.parameters()) + [b for b in module.buffers() if b is not None]:
             dist.broadcast(tensor, src=0)
         object.__setattr__(self, "_buckets", self._make_buckets(bucket_cap_mb))
+        object.__setattr__(self, "_next_bucket", 0)            # the next bucket to launch, in order
         for bucket in self._buckets:
             for param in bucket.params:
                 engine.register_post_accumulate_grad_hook(param, self._make_hook(bucket))
@@ -144,16 +147,23 @@ class DistributedDataParallel(Module):
             if all(b.pending == len(b.params) for b in self._buckets):   # the first hook of this backward
                 engine.queue_callback(self._finish_backward)
             bucket.pending -= 1
-            if bucket.pending == 0:
-                bucket.launch()
+            self._launch_ready()
         return hook
+
+    def _launch_ready(self):
+        """Start the Allreduces of the full buckets, strictly in bucket order: MPI pairs the ranks' collectives
+        by their order, and a rank where a parameter went unused fills its buckets in another order (torch
+        launches in order too). A full bucket behind one still filling waits for it."""
+        while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].pending == 0:
+            self._buckets[self._next_bucket].launch()
+            object.__setattr__(self, "_next_bucket", self._next_bucket + 1)
 
     def _finish_backward(self):
         """End of backward: reduce the buckets some parameter never filled, then wait for all of them."""
         object.__setattr__(self, "_expect_backward", False)
-        for bucket in self._buckets:
-            if bucket.work is None:
-                bucket.launch()
+        for bucket in self._buckets[self._next_bucket:]:      # in order, as _launch_ready
+            bucket.launch()
+        object.__setattr__(self, "_next_bucket", 0)
         for bucket in self._buckets:
             bucket.finish(self.world_size)
 
@@ -166,6 +176,7 @@ class DistributedDataParallel(Module):
     def forward(self, *args, **kwargs):
         for bucket in self._buckets:
             bucket.reset()
+        object.__setattr__(self, "_next_bucket", 0)
         if self.broadcast_buffers and self.module.training:
             self._broadcast_buffers()
         # as torch: any forward that records a graph is followed by a reduced backward, train or eval mode

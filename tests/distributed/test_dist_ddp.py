@@ -59,3 +59,14 @@ def test_ddp_reduces_as_torch_does(tmp_path):
         for name, value in expected.items():
             np.testing.assert_array_equal(r[name], np.full(2, value), err_msg=f"rank {rank}: {name}")
         assert bool(r["never_used_is_none"])
+
+
+def test_buckets_are_reduced_in_the_same_order_on_every_rank(tmp_path):
+    """A bucket that one rank fills early and another only at the end of backward (an unused parameter)
+    must not be paired with another bucket: a.grad = mean(1, 2), b.grad = (0 + 20) / 2."""
+    run_worker(2, "ddp_bucket_order", tmp_path, timeout=120)
+    for rank in (0, 1):
+        r = dict(np.load(tmp_path / f"rank{rank}.npz"))
+        assert int(r["buckets"]) == 2
+        np.testing.assert_array_equal(r["a"], [1.5, 1.5], err_msg=f"rank {rank}")
+        np.testing.assert_array_equal(r["b"], [10.0, 10.0], err_msg=f"rank {rank}")

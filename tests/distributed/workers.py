@@ -298,6 +298,29 @@ def ddp_semantics(out):
     save(out, **results)
 
 
+class _TwoBuckets(nn.Module):
+    """a and b, one bucket each (a tiny bucket_cap_mb): b's bucket comes first (reverse registration order)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(np.zeros(2))
+        self.b = nn.Parameter(np.zeros(2))
+
+    def forward(self, x, use_b):
+        y = (self.a * x).sum()
+        return (self.b * (10 * x)).sum() + y if use_b else y
+
+
+def ddp_bucket_order(out):
+    """b unused on rank 0: its bucket is launched only at the end of backward there, while rank 1 fills it
+    first. The Allreduces must still pair bucket with bucket (torch launches buckets in order)."""
+    rank = dist.get_rank()
+    model = DistributedDataParallel(_TwoBuckets(), bucket_cap_mb=1e-6)
+    x = minipsp.tensor(np.full(2, float(rank + 1)))
+    model(x, use_b=rank == 1).backward()
+    save(out, buckets=np.array(len(model.buckets)), a=model.module.a.grad, b=model.module.b.grad)
+
+
 if __name__ == "__main__":
     dist.init_process_group()
     name, out, *extra = sys.argv[1:]
