@@ -173,7 +173,10 @@ class SyncBatchNorm(BatchNorm2d):
     def forward(self, x):
         if x.ndim not in (2, 3, 4):
             raise ValueError(f"SyncBatchNorm: expected a 2-D, 3-D or 4-D input; got shape {tuple(x.shape)}")
-        if not self.training or dist.rank_and_world()[1] == 1:
+        if not self.training:
+            return self._plain_forward(x)          # the running statistics: no communication
+        dist.init_process_group()                  # (once) under mpiexec the world, not a world of 1 by default
+        if dist.get_world_size() == 1:
             return self._plain_forward(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.track_running_stats:

@@ -30,3 +30,42 @@ def test_backward_gradchecked_across_ranks(tmp_path):
     assert len(result["checked"]) >= 6                 # examples that ran (not skipped as too small)
     assert (result["checked"] < 1e-6).all()
     assert len(set(result["counts"].tolist())) > 1     # different global batch sizes were drawn
+
+
+SYNC_BN_ALONE = """
+import sys
+import numpy as np
+import minipsp
+import minipsp.distributed as dist
+from minipsp.nn.sync_batch_norm import SyncBatchNorm
+
+# no init_process_group and no DDP: SyncBatchNorm must still find the world (not normalise each rank alone)
+from mpi4py import MPI
+
+rank = MPI.COMM_WORLD.Get_rank()
+x = np.arange(2 * 2 * 3, dtype=np.float64).reshape(2, 2, 3) ** 1.5      # rank r takes image r
+bn = SyncBatchNorm(2, momentum=1.0).double()
+bn(minipsp.tensor(x[rank:rank + 1]))
+calls = dist.stats["calls"]
+bn.eval()
+y = bn(minipsp.tensor(x[rank:rank + 1]))                               # running statistics, no collective
+np.savez(f"{sys.argv[1]}/rank{rank}.npz", mean=bn.running_mean.data, var=bn.running_var.data, y=y.data,
+         eval_calls=dist.stats["calls"] - calls, train_calls=calls)
+"""
+
+
+def test_sync_bn_finds_the_world_and_eval_mode_does_not_communicate(tmp_path):
+    import sys
+
+    from mpi_helpers import run_ranks
+
+    run_ranks(2, [sys.executable, "-c", SYNC_BN_ALONE, str(tmp_path)], timeout=120)
+    x = np.arange(2 * 2 * 3, dtype=np.float64).reshape(2, 2, 3) ** 1.5
+    mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2), ddof=1)           # momentum 1: the global batch's, unbiased
+    for rank in (0, 1):
+        r = np.load(tmp_path / f"rank{rank}.npz")
+        np.testing.assert_allclose(r["mean"], mean, rtol=1e-12)
+        np.testing.assert_allclose(r["var"], var, rtol=1e-12)
+        assert int(r["train_calls"]) >= 1 and int(r["eval_calls"]) == 0
+        expected = (x[rank] - mean[:, None]) / np.sqrt(var[:, None] + 1e-5)
+        np.testing.assert_allclose(r["y"][0], expected, rtol=1e-12, atol=1e-12)
