@@ -292,7 +292,10 @@ class Trainer:
         if self.rank == 0:
             with open(os.path.join(cfg.out, "config.toml"), "w") as f:
                 f.write(to_toml(cfg))
-        if self.world > 1:                        # which world trained from here (a resume may change it)
+        # which world trained from here: any world > 1, and a resume on another world size than the checkpoint's
+        # (its "rng" holds one state per rank), so that a 2-rank run resumed on 1 rank says so in its log
+        saved_world = len(state["rng"]) if resume and isinstance(state["rng"], list) else 1
+        if self.world > 1 or (resume and saved_world != self.world):
             self._log({"iter": self.iteration, "world": {"ranks": self.world, "sync_bn": self.sync_bn}})
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -55,7 +55,8 @@ def test_two_rank_checkpoint_resumes_on_two_ranks_and_on_one(tmp_path, first):
     assert two_lines == one_lines == 4                                        # one line per iteration: rank 0 writes
     world = {"ranks": 2, "sync_bn": True}
     assert two_worlds == [{"iter": 0, "world": world}, {"iter": 2, "world": world}]
-    assert one_worlds == [{"iter": 0, "world": world}]                         # the 1-rank part logs none
+    # the 1-rank part says so (sync_bn is then moot: a world of 1 is plain batch norm)
+    assert one_worlds == [{"iter": 0, "world": world}, {"iter": 2, "world": {"ranks": 1, "sync_bn": True}}]
     for it in (3, 4):          # float32: the 2-rank gradient is a mean of two halves, the 1-rank one a single sum
         np.testing.assert_allclose(two_losses[it], one_losses[it], rtol=2e-5)
     assert two_losses[4] != two_losses[3]
