@@ -1,6 +1,6 @@
 """SyncBatchNorm: batch norm whose statistics are those of the global batch, over every rank.
 
-The paper (section 4) trains with batch 16 spread over GPUs and insists that "batchsize in the
+The paper (section 5.1) trains with batch 16 spread over GPUs and insists that "batchsize in the
 batch normalization layer is of great importance": with 2 images per GPU, a per-GPU batch norm
 normalises each GPU's images by a mean and variance from 2 images, a noisy estimate that also
 differs from what the model sees at test time. SyncBatchNorm computes them over all ranks' images.
