@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["whole", "slide", "multiscale"], default="whole")
     _add_overrides(p, keys={"layers", "classes", "crop_size", "device"})
 
-    p = sub.add_parser("plot", help="loss, LR and mIoU curves and a grid of predictions, as PNG")
+    p = sub.add_parser("plot", help="loss, LR and mIoU curves and a grid of predictions, as PNG (under mpiexec rank "
+                                    "0 alone)")
     p.add_argument("run_dir")
     p.add_argument("--count", type=int, default=6, help="validation images in the prediction grid (0: none)")
 
@@ -205,6 +206,8 @@ def cmd_predict(args):
 def cmd_plot(args):
     from minipsp.plot import plot_run
 
+    if not distributed.is_main_process():
+        return      # under mpiexec rank 0 alone plots: every rank would write the same files at once
     _need_count(args.count)
     if not os.path.isdir(args.run_dir):
         raise CLIError(f"run directory {args.run_dir!r} does not exist")

@@ -79,6 +79,11 @@ def test_predict_under_mpiexec_writes_each_file_once(tmp_path, first):
         assert Image.open(path).size == (41, 33)
 
 
+def test_plot_under_mpiexec_writes_each_file_once(first):
+    done = run_ranks(2, MINIPSP + ["plot", str(first), "--count", "0"], timeout=300)
+    assert done.stdout.split() == [str(first / "curves.png")]
+
+
 def test_help_says_the_batch_is_global():
     from minipsp.cli import build_parser
 
