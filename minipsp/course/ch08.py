@@ -57,8 +57,18 @@ def check_ppm_forward(ppm_forward):
             got = ppm_forward(x, branch_weights(ppm), bins)
         if got is None:
             raise Mismatch("ppm_forward returned None; return the concatenated Tensor (N, C + len(bins) * R, H, W).")
-        expect_close(f"ppm_forward(x {(n, c, h, w)}, bins={bins}) against models.PPM (reduction_dim={r}, eval mode)",
-                     got, expected, rtol=1e-9, atol=1e-10)
+        what = f"ppm_forward(x {(n, c, h, w)}, bins={bins}) against models.PPM (reduction_dim={r}, eval mode)"
+        got_array = np.asarray(getattr(got, "data", got))
+        if got_array.shape == expected.shape:      # say which part of the concatenation is wrong
+            blocks = [("the input x itself", 0, c)] + [(f"the bin-{b} branch", c + i * r, c + (i + 1) * r)
+                                                       for i, b in enumerate(bins)]
+            wrong = [(name, lo, hi) for name, lo, hi in blocks
+                     if not np.allclose(got_array[:, lo:hi], expected[:, lo:hi], rtol=1e-9, atol=1e-10)]
+            if wrong:
+                name, lo, hi = wrong[0]
+                where = f"wrong in {', '.join(n for n, _, _ in wrong)}; in {name} (output channels {lo}-{hi - 1})"
+                expect_close(f"{what}: {where}", got_array[:, lo:hi], expected[:, lo:hi], rtol=1e-9, atol=1e-10)
+        expect_close(what, got, expected, rtol=1e-9, atol=1e-10)
     return f"equals models.PPM on {len(PPM_CASES)} cases: bins 1, 2, 3, 6 on 17 x 17, one bin on 9 x 13, and a 5 x 5 " \
            "map smaller than the 6 x 6 bins"
 

@@ -53,3 +53,14 @@ MISTAKES = {
 
 (test_solution_passes, test_mistake_rejected, test_stub_is_not_solved,
  test_chapter_has_exercises_and_mistakes) = make_chapter_tests(8, MISTAKES)
+
+
+def test_ppm_check_names_the_wrong_branch():
+    """8.1's message says which part of the concatenation is wrong (align_corners=False leaves bin 1 right)."""
+    from minipsp.course import run
+
+    result = run("8.1", ppm_align_corners_false)
+    assert not result.passed
+    first = result.message.split(";")[0]
+    assert "the bin-2 branch" in first and "the bin-1 branch" not in first and "input x" not in first
+    assert "output channels" in result.message
