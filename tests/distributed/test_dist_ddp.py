@@ -70,3 +70,14 @@ def test_buckets_are_reduced_in_the_same_order_on_every_rank(tmp_path):
         assert int(r["buckets"]) == 2
         np.testing.assert_array_equal(r["a"], [1.5, 1.5], err_msg=f"rank {rank}")
         np.testing.assert_array_equal(r["b"], [10.0, 10.0], err_msg=f"rank {rank}")
+
+
+def test_wrap_broadcasts_rank_0s_parameters_and_buffers(tmp_path):
+    run_worker(2, "ddp_wrap_broadcast", tmp_path, timeout=120)
+    zero, one = (dict(np.load(tmp_path / f"rank{r}.npz")) for r in (0, 1))
+    names = [k.split("/", 1)[1] for k in zero if k.startswith("after/")]
+    assert any("running_mean" in n for n in names) and any("num_batches_tracked" in n for n in names)
+    for name in names:
+        assert not np.array_equal(one[f"before/{name}"], zero[f"before/{name}"]), name   # they did differ
+        np.testing.assert_array_equal(one[f"after/{name}"], zero[f"before/{name}"], err_msg=name)
+        np.testing.assert_array_equal(zero[f"after/{name}"], zero[f"before/{name}"], err_msg=name)

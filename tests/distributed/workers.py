@@ -321,6 +321,21 @@ def ddp_bucket_order(out):
     save(out, buckets=np.array(len(model.buckets)), a=model.module.a.grad, b=model.module.b.grad)
 
 
+def ddp_wrap_broadcast(out):
+    """Every parameter and buffer (running statistics, num_batches_tracked) is rank 0's after the wrap."""
+    rank = dist.get_rank()
+    net = tiny_net(seed=rank)
+    for i in (1, 4):
+        net[i].running_mean.data[...] = rank + 3.0
+        net[i].running_var.data[...] = rank + 0.5
+        net[i].num_batches_tracked.data[...] = 7 * rank
+        net[i].weight.data[...] = rank + 1.5
+        net[i].bias.data[...] = rank - 0.5
+    before = state_arrays(net, "before")
+    DistributedDataParallel(net)
+    save(out, **before, **state_arrays(net, "after"))
+
+
 if __name__ == "__main__":
     dist.init_process_group()
     name, out, *extra = sys.argv[1:]
