@@ -41,7 +41,7 @@ import numpy as np
 from minipsp import distributed as dist
 from minipsp.autograd import engine
 from minipsp.autograd.grad_mode import is_grad_enabled
-from minipsp.backend import device_of, get_array_module
+from minipsp.backend import device_of, get_array_module, to_numpy
 from minipsp.nn.module import Module
 
 __all__ = ["DistributedDataParallel", "data_parallel", "out_of_sync"]
@@ -80,7 +80,7 @@ class _Bucket:
         self.work.wait()
         total = sum(self.sizes)
         mean = self.flat[:total] / world
-        used = self.flat[total:]
+        used = to_numpy(self.flat[total:])     # one copy to the host, not one GPU sync per parameter
         offset = 0
         for i, (param, size) in enumerate(zip(self.params, self.sizes)):
             param.grad = mean[offset:offset + size].reshape(param.data.shape) if float(used[i]) > 0 else None
