@@ -69,3 +69,47 @@ def test_sync_bn_finds_the_world_and_eval_mode_does_not_communicate(tmp_path):
         assert int(r["train_calls"]) >= 1 and int(r["eval_calls"]) == 0
         expected = (x[rank] - mean[:, None]) / np.sqrt(var[:, None] + 1e-5)
         np.testing.assert_allclose(r["y"][0], expected, rtol=1e-12, atol=1e-12)
+
+
+
+SYNC_BN_LOW_RANK = """
+import sys
+import numpy as np
+import minipsp
+import minipsp.nn as nn
+from minipsp.nn.sync_batch_norm import SyncBatchNorm
+from mpi4py import MPI
+
+rank = MPI.COMM_WORLD.Get_rank()
+mine = slice(0, 3) if rank == 0 else slice(3, 4)          # unequal shards: 3 samples and 1
+gaps = {}
+for shape in [(4, 3), (4, 3, 5)]:                          # (N, C) and (N, C, L), as torch's SyncBatchNorm takes
+    x = np.random.default_rng(len(shape)).normal(2.0, 3.0, shape)
+    dy = np.random.default_rng(9).normal(size=shape)
+    whole = minipsp.tensor(x.reshape(4, 3, -1, 1), requires_grad=True)   # BatchNorm2d on the 4, as (N, C, L, 1)
+    ref = nn.BatchNorm2d(3).double()
+    y = ref(whole)
+    (y * minipsp.tensor(dy.reshape(whole.shape))).sum().backward()
+    xs = minipsp.tensor(x[mine], requires_grad=True)
+    sync = SyncBatchNorm(3).double()
+    ys = sync(xs)
+    (ys * minipsp.tensor(dy[mine])).sum().backward()
+    gaps[f"{len(shape)}d"] = max(np.abs(ys.data - y.data[mine].reshape(ys.shape)).max(),
+                                 np.abs(xs.grad - whole.grad[mine].reshape(xs.shape)).max(),
+                                 np.abs(sync.running_var.data - ref.running_var.data).max(),
+                                 np.abs(sync.running_mean.data - ref.running_mean.data).max())
+np.savez(f"{sys.argv[1]}/rank{rank}.npz", **gaps)
+"""
+
+
+def test_sync_bn_takes_2d_and_3d_inputs(tmp_path):
+    import sys
+
+    from mpi_helpers import run_ranks
+
+    run_ranks(2, [sys.executable, "-c", SYNC_BN_LOW_RANK, str(tmp_path)], timeout=120)
+    for rank in (0, 1):
+        gaps = dict(np.load(tmp_path / f"rank{rank}.npz"))
+        assert sorted(gaps) == ["2d", "3d"]
+        for name, gap in gaps.items():
+            assert float(gap) < 1e-10, (rank, name, float(gap))
