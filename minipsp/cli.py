@@ -292,6 +292,18 @@ def main(argv=None) -> int:
         return distributed.run_main(_run, argv)
 
 
+def _parse_once(parser, argv):
+    """parser.parse_args, with its usage, errors and --help printed by rank 0 alone under mpiexec (every rank
+    parses the same command line: N copies of one message)."""
+    if distributed.is_main_process():
+        return parser.parse_args(argv)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return parser.parse_args(argv)
+
+
 def _run(argv) -> int:
     try:
         # the imports are inside: Ctrl-C while they load (start-up) is one line too
@@ -299,7 +311,7 @@ def _run(argv) -> int:
         from minipsp.data.readers import DatasetError
 
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parse_once(parser, argv)
         COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:      # first: the clauses below name classes the import may not have reached
         signum, where = getattr(exc, "signum", 2), getattr(exc, "where", "")

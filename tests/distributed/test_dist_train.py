@@ -84,6 +84,13 @@ def test_plot_under_mpiexec_writes_each_file_once(first):
     assert done.stdout.split() == [str(first / "curves.png")]
 
 
+def test_a_usage_error_is_printed_once(tmp_path):
+    done = run_ranks(2, MINIPSP + ["train", "--no-such-flag", "--out", str(tmp_path / "x")], timeout=120, check=False)
+    assert done.returncode != 0
+    assert done.stderr.count("unrecognized arguments: --no-such-flag") == 1, done.stderr
+    assert done.stderr.count("usage:") == 1, done.stderr
+
+
 def test_help_says_the_batch_is_global():
     from minipsp.cli import build_parser
 
