@@ -17,7 +17,8 @@ out: six 3x3 conv-BN-ReLU layers, output stride 8 like PSPNet's, the last two di
 Receptive field (a k x k layer with dilation d after strides whose product is `jump` widens it by
 (k - 1) d jump pixels): 3, 7, 11, 19, 51, 115 after the six convs; PSPNet's 3x3 head conv adds
 2 x 8 = 16, so one output logit of `PSPNet(backbone="shallow")` depends on a 131 x 131 window at most,
-and in practice on much less (the effective receptive field, section 3.2). Its stages are named
+most of it near its centre (the effective receptive field, section 3.2): a logit on the bottom row of a
+129 x 129 scene draws no gradient at all from the skyline and the far band (notebook 08). Its stages are named
 layer0..layer4 like the ResNet's, so PSPNet's heads, parameter groups and summary work unchanged:
 
     PSPNet(backbone="shallow", width=32, classes=10, use_ppm=True)    # FCN + PPM
