@@ -52,9 +52,9 @@ Numerics (float32, measured against the float64 reference on PSPNet's 3x3 layer 
 tests/ops/test_conv2d_winograd.py and benchmarks/README.md): the largest error relative to the
 output's largest magnitude, max|y - y64| / max|y64|, of y, dx and dw, batch 2, He-initialised weights:
 
-    im2col   2.4e-7 .. 7.0e-7        ERROR_BOUND (what the tests hold): 2e-6
-    F(2x2)   1.4e-7 .. 7.2e-7                                            3e-6
-    F(4x4)   1.8e-6 .. 1.2e-5                                            3e-5
+    im2col   1.5e-7 .. 7.0e-7        ERROR_BOUND (what the tests hold): 2e-6
+    F(2x2)   2.9e-7 .. 7.2e-7                                            3e-6
+    F(4x4)   4.4e-6 .. 1.2e-5                                            3e-5
 
 F(2x2) is as accurate as im2col; F(4x4) loses about one decimal digit: its transforms have entries
 up to 5 (B^T) and 8 (A^T), so the transformed values are up to ~25x and ~64x larger than the result
@@ -88,8 +88,10 @@ ERROR_BOUND = {"im2col": 2e-6, 2: 3e-6, 4: 3e-5}
 # Bytes of V (one group's transformed input) per GEMM batch: a few MB keeps V and M in the cache
 # between the transform that writes them and the GEMM that reads them; small maps go as one group.
 TILES_BUDGET = 8 << 20
-# A transform loop runs in parallel (prange over channels) only above this many elements of V.
-PARALLEL_MIN_SIZE = 1 << 16
+# A transform loop runs in parallel (prange over channels) only above this many elements of V: as in
+# cpu.py, a parallel loop on a shared 2-core machine waits for its slowest thread (measured at 2 x 64 x
+# 33 x 33, F(2x2) forward + backward: 11-16 ms serial, 28-31 ms parallel).
+PARALLEL_MIN_SIZE = 1 << 23
 
 
 # ---------------------------------------------------------------- 1-D transforms (hard-coded matrices)
