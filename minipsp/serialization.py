@@ -41,6 +41,7 @@ import math
 import os
 import pickle
 import re
+import stat
 import struct
 import tempfile
 import zipfile
@@ -373,10 +374,10 @@ def load(f):
     tensor becomes float32; objects the file shares, such as one tensor under two names, stay shared).
 
     Raises CheckpointError (a ValueError) naming the file and the fault for any file it will not read:
-    not a checkpoint, truncated, malformed, or crafted (negative strides, tensors outside their storage,
-    zip bombs, shared objects copied again and again, unhashable keys, ...); UnsafeCheckpointError, a
-    subclass (and a pickle.UnpicklingError), when the pickle names a function or class a checkpoint has
-    no reason to contain (it could run code).
+    not a checkpoint, a FIFO or a device, truncated, malformed, or crafted (negative strides, tensors
+    outside their storage, zip bombs, shared objects copied again and again, unhashable keys, ...);
+    UnsafeCheckpointError, a subclass (and a pickle.UnpicklingError), when the pickle names a function
+    or class a checkpoint has no reason to contain (it could run code).
     OSError only when the file cannot be opened or read at all.
 
     Bound: time is linear in the file's size (and, for a compressed zip, in the bytes inflated, which are
@@ -388,12 +389,27 @@ def load(f):
     """
     if isinstance(f, (str, os.PathLike)):
         where = repr(os.fspath(f))
+        _need_regular_file(f, where)
         with open(f, "rb") as file:
             return _load_reporting(file, where)
     if not (hasattr(f, "read") and hasattr(f, "seek")):
         raise TypeError(f"minipsp.load: f must be a path or a binary file object; got {type(f).__name__}")
     name = getattr(f, "name", None)
     return _load_reporting(f, repr(name) if isinstance(name, str) else f"a {type(f).__name__}")
+
+
+def _need_regular_file(path, where):
+    """Refuse a FIFO, a socket or a device before opening it: open() of a FIFO blocks until a writer comes,
+    and /dev/zero or /dev/urandom never end, so neither would give the bounded answer load() promises.
+    A missing path or a folder is left to open(), whose OSError already says so."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise CheckpointError(f"minipsp.load: cannot read {where}: it is {kind}; expected a checkpoint file")
 
 
 def _load_reporting(file, where):

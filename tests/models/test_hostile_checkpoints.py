@@ -4,6 +4,7 @@ in bounded time and memory; what is legitimate but unusual (sharing, deep nestin
 The files are built by tests/models/hostile_checkpoints.py from pickle opcodes and zipfile."""
 
 import io
+import os
 import pickle
 import tracemalloc
 import zipfile
@@ -201,3 +202,15 @@ def test_cli_prints_a_crafted_checkpoint_as_one_line(tmp_path, capsys):
     assert main(["eval", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "stride is (-1,)" in err and str(path) in err, err
+
+
+def test_a_fifo_or_a_device_is_refused_without_waiting_or_reading_forever(tmp_path):
+    # open() of a FIFO blocks until a writer comes; /dev/zero never ends: both were hangs (issue 13 review)
+    fifo = tmp_path / "checkpoint.pth"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pth'?: it is a FIFO \(named pipe\); expected a checkpoint"):
+        minipsp.load(fifo)
+    with pytest.raises(CheckpointError, match="'/dev/zero': it is a device"):
+        minipsp.load("/dev/zero")
+    with pytest.raises(IsADirectoryError):          # a folder and a missing path stay open()'s OSError
+        minipsp.load(tmp_path)
