@@ -120,6 +120,7 @@ def multiscale_process(model, image, num_classes, crop, scales=MULTI_SCALES, bas
             size = (long_side, round(long_side / H * W))
         else:
             size = (round(long_side / W * H), long_side)
+        size = (max(1, size[0]), max(1, size[1]))     # a 1-pixel side at scale 0.5 would round to 0
         scaled = _resize(image, size)
         probs = slide_process(model, scaled, num_classes, crop, stride_rate, flip)
         total = total + _resize(probs, (H, W))

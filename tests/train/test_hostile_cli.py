@@ -338,3 +338,12 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_old_checkpoint(tmp
     assert minipsp.load(str(checkpoint))["iteration"] == 1
     assert sorted(os.listdir(out)) == ["checkpoint.mpsp", "config.toml", "log.jsonl"]      # no temp, no lock
     assert [r["iter"] for r in read_log(out)[0]] == [1, 2]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 40)])
+def test_multiscale_predict_on_an_image_one_pixel_high(tmp_path, checkpoint, size):
+    # scale 0.5 rounded a 1-pixel side to 0 and F.interpolate's ValueError came out as a traceback
+    image = photo(tmp_path / "thin.png", size)
+    assert main(["predict", checkpoint, str(image), "-o", str(tmp_path / "out"), "--mode", "multiscale"]) == 0
+    with Image.open(tmp_path / "out" / "thin_pred.png") as pred:
+        assert pred.size == (size[1], size[0])
