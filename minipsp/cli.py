@@ -72,6 +72,8 @@ def _overrides(args) -> dict:
 def _need_file(path, what):
     if os.path.isdir(path):
         raise CLIError(f"{what} {path!r} is a directory; expected a file")
+    if os.path.exists(path) and not os.path.isfile(path):     # a FIFO or a device: reading it could block
+        raise CLIError(f"{what} {path!r} is not a regular file (a FIFO or a device); expected a file")
     if not os.path.isfile(path):
         raise CLIError(f"{what} {path!r} does not exist")
 

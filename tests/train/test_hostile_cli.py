@@ -347,3 +347,11 @@ def test_multiscale_predict_on_an_image_one_pixel_high(tmp_path, checkpoint, siz
     assert main(["predict", checkpoint, str(image), "-o", str(tmp_path / "out"), "--mode", "multiscale"]) == 0
     with Image.open(tmp_path / "out" / "thin_pred.png") as pred:
         assert pred.size == (size[1], size[0])
+
+
+def test_a_fifo_for_a_file_is_not_called_missing(tmp_path, capsys, checkpoint):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for argv in (["eval", str(fifo)], ["predict", checkpoint, str(fifo), "-o", str(tmp_path / "out")],
+                 ["train", str(fifo), "--out", str(tmp_path / "run")]):
+        one_line_error(capsys, argv, f"{str(fifo)!r} is not a regular file (a FIFO or a device)")
