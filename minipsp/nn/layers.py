@@ -52,6 +52,8 @@ class Conv2d(Module):
                 raise ValueError(f"Conv2d: {name} must be a positive int; got {value!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
+        if min(self.kernel_size) <= 0:     # else kaiming's bound divides by fan_in = 0
+            raise ValueError(f"Conv2d: kernel_size must be positive; got {kernel_size!r}")
         self.stride = _pair(stride, "stride")
         if isinstance(padding, str):  # kept as the string, as torch does; F.conv2d turns it into numbers
             if padding not in F.conv.PADDING_MODES:
@@ -103,6 +105,8 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(f"BatchNorm2d: num_features must be a positive int; got {num_features!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:

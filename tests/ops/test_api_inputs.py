@@ -10,6 +10,8 @@ Gradient checks and torch parity over Hypothesis-drawn shapes for 'same' padding
 are in test_conv2d.py and test_cross_entropy.py.
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -292,3 +294,16 @@ def test_cross_entropy_loss_layer_passes_weight_and_label_smoothing_through():
 def test_label_smoothing_outside_0_1_is_refused(eps):
     with pytest.raises(ValueError, match=r"cross_entropy: label_smoothing must be a number between 0.0 and 1.0"):
         F.cross_entropy(_t(2, 3), np.zeros(2, np.int64), label_smoothing=eps)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: nn.Conv2d(3, 4, 0), "Conv2d: kernel_size must be positive; got 0"),
+    (lambda: nn.Conv2d(3, 4, (3, 0)), "Conv2d: kernel_size must be positive; got (3, 0)"),
+    (lambda: nn.BatchNorm2d(0), "BatchNorm2d: num_features must be a positive int; got 0"),
+    (lambda: nn.BatchNorm2d(-2), "BatchNorm2d: num_features must be a positive int; got -2"),
+    (lambda: nn.BatchNorm2d(2.5), "BatchNorm2d: num_features must be a positive int; got 2.5"),
+])
+def test_layers_refuse_empty_kernels_and_feature_counts_naming_them(make, words):
+    # were ZeroDivisionError from the init's bound, NumPy's "negative dimensions", or a silent int(2.5)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        make()
