@@ -25,6 +25,8 @@ The state-dict keys are semseg's (`layer0.*` .. `layer4.*`, `ppm.features.{i}.*`
 
 from __future__ import annotations
 
+import numbers
+
 import minipsp.nn as nn
 import minipsp.nn.functional as F
 from minipsp.models.ppm import PPM
@@ -71,6 +73,9 @@ class PSPNet(nn.Module):
             raise ValueError(f"PSPNet: output_stride must be 8 or 16; got {output_stride!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"PSPNet: dropout must be in [0, 1); got {dropout!r}")
+        if use_ppm and (not bins or not all(isinstance(b, numbers.Integral) and b >= 1 for b in bins)):
+            raise ValueError(f"PSPNet: bins must be a non-empty list of positive ints such as (1, 2, 3, 6); "
+                             f"got {bins!r}")
         self.layers, self.classes, self.zoom_factor = layers, classes, zoom_factor
         self.use_ppm, self.ignore_index, self.output_stride = use_ppm, ignore_index, output_stride
         self.width, self.backbone = width, backbone

@@ -307,3 +307,19 @@ def test_layers_refuse_empty_kernels_and_feature_counts_naming_them(make, words)
     # were ZeroDivisionError from the init's bound, NumPy's "negative dimensions", or a silent int(2.5)
     with pytest.raises(ValueError, match=re.escape(words)):
         make()
+
+
+def test_batch_norm_refuses_a_nan_eps():
+    # `eps <= 0` let NaN through, and every output became NaN
+    x = minipsp.tensor(np.ones((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="batch_norm: eps must be positive; got nan"):
+        F.batch_norm(x, None, None, training=True, eps=float("nan"))
+
+
+@pytest.mark.parametrize("bins", [(), (0, 2), (1.5,)])
+def test_pspnet_refuses_empty_or_non_positive_bins(bins):
+    from minipsp.models import PSPNet
+
+    with pytest.raises(ValueError, match=re.escape(f"PSPNet: bins must be a non-empty list of positive ints such as "
+                                                   f"(1, 2, 3, 6); got {bins!r}")):     # () was ZeroDivisionError
+        PSPNet(layers=18, classes=3, width=8, bins=bins)

@@ -120,7 +120,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             if tuple(param.shape) != (C,):
                 raise ValueError(f"batch_norm: {name} must have shape ({C},) for an input with {C} channels; "
                                  f"got {tuple(param.shape)}")
-    if eps <= 0:
+    if not eps > 0:     # also NaN, which would make every output NaN
         raise ValueError(f"batch_norm: eps must be positive; got {eps}")
 
     if training:
