@@ -211,6 +211,8 @@ def cmd_plot(args):
     if not distributed.is_main_process():
         return      # under mpiexec rank 0 alone plots: every rank would write the same files at once
     _need_count(args.count)
+    if os.path.exists(args.run_dir) and not os.path.isdir(args.run_dir):
+        raise CLIError(f"run directory {args.run_dir!r} is a file; expected the run's folder (its --out)")
     if not os.path.isdir(args.run_dir):
         raise CLIError(f"run directory {args.run_dir!r} does not exist")
     for written in plot_run(args.run_dir, count=args.count):

@@ -355,3 +355,7 @@ def test_a_fifo_for_a_file_is_not_called_missing(tmp_path, capsys, checkpoint):
     for argv in (["eval", str(fifo)], ["predict", checkpoint, str(fifo), "-o", str(tmp_path / "out")],
                  ["train", str(fifo), "--out", str(tmp_path / "run")]):
         one_line_error(capsys, argv, f"{str(fifo)!r} is not a regular file (a FIFO or a device)")
+
+
+def test_plot_on_a_file_says_it_is_a_file(run, capsys):
+    one_line_error(capsys, ["plot", str(run / "checkpoint.mpsp")], "is a file; expected the run's folder")
