@@ -122,16 +122,17 @@ def available_bytes(device="cpu"):
 def human(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB"):
         if n < 1000 or unit == "EB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}" if n < 1000 else f"{n:.3g} {unit}"
         n /= 1000
     return f"{n:.3g} ZB"
 
 
 def _refuse(cfg, what, needed, available):
     shape = f", batch {cfg.batch_size} of {cfg.crop_size} x {cfg.crop_size} crops" if what == "a training step" else ""
-    raise ConfigError(f"{what} of PSPNet-{cfg.layers} at width {cfg.width}{shape} needs at least {human(needed)}, "
-                      f"but {cfg.device} has {human(available)} available; lower --width"
-                      + (", --batch-size or --crop-size" if shape else ""))
+    # the classes too: --classes 10**9 alone makes the head's logits too big, and the advice must name it
+    raise ConfigError(f"{what} of PSPNet-{cfg.layers} at width {cfg.width}, {cfg.classes} classes{shape} needs at "
+                      f"least {human(needed)}, but {cfg.device} has {human(available)} available; lower --width, "
+                      + ("--classes, --batch-size or --crop-size" if shape else "--classes"))
 
 
 def check_training_fits(cfg, available=None) -> None:

@@ -359,3 +359,10 @@ def test_a_fifo_for_a_file_is_not_called_missing(tmp_path, capsys, checkpoint):
 
 def test_plot_on_a_file_says_it_is_a_file(run, capsys):
     one_line_error(capsys, ["plot", str(run / "checkpoint.mpsp")], "is a file; expected the run's folder")
+
+
+def test_a_huge_class_count_is_named_in_the_memory_refusal(tmp_path, capsys):
+    # the message named width, batch and crop only, and an estimate past 1000 EB printed as '1432787200000.0 EB'
+    one_line_error(capsys, tiny_argv(tmp_path / "a", "--classes", "1000000000"), "1000000000 classes",
+                   "--classes, --batch-size or --crop-size")
+    assert minipsp.memory.human(1.4e30) == "1.4e+12 EB"
