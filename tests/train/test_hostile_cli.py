@@ -366,3 +366,57 @@ def test_a_huge_class_count_is_named_in_the_memory_refusal(tmp_path, capsys):
     one_line_error(capsys, tiny_argv(tmp_path / "a", "--classes", "1000000000"), "1000000000 classes",
                    "--classes, --batch-size or --crop-size")
     assert minipsp.memory.human(1.4e30) == "1.4e+12 EB"
+
+
+def _flat(state, prefix=""):
+    if isinstance(state, dict):
+        for key, value in state.items():
+            yield from _flat(value, f"{prefix}/{key}")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            yield from _flat(value, f"{prefix}/{i}")
+    else:
+        yield prefix, state
+
+
+def test_a_sigkill_during_a_checkpoint_write_resumes_bit_identical(tmp_path):
+    """A real `minipsp train` process, SIGKILLed while it writes a checkpoint (its temporary file exists),
+    then resumed: weights, optimizer, RNG, loader state and log equal an uninterrupted run's."""
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(to_toml(tiny_config(width=8, iters=6, checkpoint_every=2, log_every=1, synthetic_train=5)))
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "minipsp.cli", "train", str(config), "--out", str(out), *extra]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(command(whole), check=True, capture_output=True, timeout=300)
+    child = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (glob.glob(str(killed / ".checkpoint.mpsp.*.tmp")) and (killed / "checkpoint.mpsp").exists()):
+            assert child.poll() is None, "the run ended before a second checkpoint write was caught"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)        # during the second (or a later) checkpoint's write
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    subprocess.run(command(killed, "--resume"), check=True, capture_output=True, timeout=300)
+    a = dict(_flat(minipsp.load(whole / "checkpoint.mpsp")))
+    b = dict(_flat(minipsp.load(killed / "checkpoint.mpsp")))
+    assert a.keys() == b.keys()
+    for key in a:
+        if key != "/config/out":
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+    drop_speed = [[{k: v for k, v in r.items() if k != "its"} for r in train_records + eval_records]
+                  for train_records, eval_records in (read_log(whole), read_log(killed))]
+    assert len(drop_speed[0]) == 6
+    assert drop_speed[0] == drop_speed[1]
+    assert not [name for name in os.listdir(killed) if name.startswith(".")]     # temp file and lock gone
