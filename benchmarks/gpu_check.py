@@ -205,6 +205,7 @@ class Check:
             self.env.pop("NUMBA_ENABLE_CUDASIM", None)
         self.work = tempfile.mkdtemp(prefix="minipsp-gpu-check-")
         self.versions, self.device = {}, ""
+        self.revision = _revision()  # once: git is slow on a busy machine, and a report must not wait on it
         self.steps = {name: Step(title) for name, title in (
             ("install", "Install"), ("tests", "Tests (pytest -m gpu)"), ("training", "Training: GPU vs CPU losses"),
             ("benchmarks", "Benchmarks (benchmarks.gpu)"))}
@@ -224,7 +225,15 @@ class Check:
 
     # -- the steps ----------------------------------------------------------------------------------
     def main(self):
-        probe = Job([self.python, "-c", VERSIONS_SCRIPT], self.env)  # alongside the install
+        """Run the steps; Ctrl-C or SIGTERM at any moment still ends with a report and exit status 130."""
+        self.probe, self.current = None, None
+        try:
+            return self._run_steps()
+        except KeyboardInterrupt:
+            return self.interrupted(self.current, self.probe)
+
+    def _run_steps(self):
+        self.probe = Job([self.python, "-c", VERSIONS_SCRIPT], self.env)  # alongside the install
         self.device = _device_line(self.dry)
         self.write()
         for name, step_fn in (("install", self.install), ("tests", self.tests), ("training", self.training),
@@ -233,24 +242,20 @@ class Check:
             if self.time_left() < 5:
                 step.status = f"skipped: the {self.args.limit:.0f} s limit was reached"
                 continue
-            start = time.monotonic()
+            start, self.current = time.monotonic(), step
             try:
                 if name != "install" and not self.versions:
-                    self.versions = _parse_versions(probe.wait(time.monotonic() + 30))
+                    self.versions = _parse_versions(self.probe.wait(time.monotonic() + 30))
                 step_fn(step)
-            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what finished is still reported
-                step.status, step.seconds = "interrupted (this script was stopped)", time.monotonic() - start
-                _stop_quietly(probe)
-                self.write()
-                shutil.rmtree(self.work, ignore_errors=True)
-                print(f"gpu-check: interrupted; report of what finished in {self.report_path}")
-                return 130
+            except KeyboardInterrupt:
+                step.seconds = time.monotonic() - start
+                raise
             except Exception as exc:  # a bug here must still leave a report
                 step.status, step.ok = f"failed: {type(exc).__name__}: {exc}", False
-            step.seconds = time.monotonic() - start
+            step.seconds, self.current = time.monotonic() - start, None
             self.write()
         if not self.versions:
-            self.versions = _parse_versions(probe.wait(time.monotonic() + 5))
+            self.versions = _parse_versions(self.probe.wait(time.monotonic() + 5))
         self.write()
         shutil.rmtree(self.work, ignore_errors=True)
         failed = [s.title for s in self.steps.values() if not s.ok]
@@ -370,13 +375,29 @@ class Check:
         step.body += "```\n" + (result.output.strip() or "(no output)") + "\n```\n"
         step.output_in_body = True
 
+    def interrupted(self, step, probe):
+        """Ctrl-C or SIGTERM: mark the step that was running, write what finished, exit status 130."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the report short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for each in ([step] if step is not None else [s for s in self.steps.values() if s.status == "not run"]):
+            each.status = "interrupted (this script was stopped)"
+        if probe is not None:
+            _stop_quietly(probe)
+        self.write()
+        shutil.rmtree(self.work, ignore_errors=True)
+        print(f"gpu-check: interrupted; report of what finished in {self.report_path}")
+        return 130
+
     # -- the report ---------------------------------------------------------------------------------
     def write(self):
         """Write (or rewrite) the report and the steps' whole outputs; never raises."""
         try:
+            text = self.markdown()
             os.makedirs(os.path.dirname(os.path.abspath(self.report_path)), exist_ok=True)
-            with open(self.report_path, "w") as f:
-                f.write(self.markdown())
+            partial = self.report_path + ".partial"  # the report is whole or absent, never half-written
+            with open(partial, "w") as f:
+                f.write(text)
+            os.replace(partial, self.report_path)
             os.makedirs(self.logs_dir, exist_ok=True)
             for name, step in self.steps.items():
                 for i, result in enumerate(step.results):
@@ -389,7 +410,7 @@ class Check:
         elapsed = time.monotonic() - self.started
         kind = "dry run (Numba's CUDA simulator, tiny shapes)" if self.dry else "real GPU"
         lines = [f"# minipsp GPU check, {self.when:%Y-%m-%d %H:%M} UTC", "",
-                 f"{kind}; {elapsed:.0f} s of the {self.args.limit:.0f} s limit; minipsp {_revision()}", "",
+                 f"{kind}; {elapsed:.0f} s of the {self.args.limit:.0f} s limit; minipsp {self.revision}", "",
                  "## Summary", "", "| step | status | seconds |", "|---|---|---|"]
         lines += [f"| {s.title} | {s.status} | {s.seconds:.0f} |" for s in self.steps.values()]
         lines += ["", "## Versions", "", "| package | version |", "|---|---|"]
@@ -565,7 +586,12 @@ def main(argv=None):
             return 0
         print(f"gpu-check: {gpu}; at most {args.limit:.0f} s, report in "
               f"{args.report or os.environ.get('OUT') or 'benchmarks/results/'}", flush=True)
-    return Check(args, started).main()
+    try:
+        check = Check(args, started)
+    except KeyboardInterrupt:  # stopped while it was still setting up: nothing ran, nothing to report
+        print("gpu-check: interrupted before the first step")
+        return 130
+    return check.main()
 
 
 def _interrupt(signum, frame):
