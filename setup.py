@@ -14,4 +14,5 @@ setup(
     + ["minipsp.kernels"]
     + [f"minipsp.kernels.{family}" for family in kernel_families],
     package_dir={"minipsp": "minipsp", "minipsp.kernels": "kernels"},
+    py_modules=["_minipsp_entry"],      # the console script's entry: see its docstring
 )
