@@ -19,6 +19,8 @@ What each piece is for:
 - `sigterm_as_interrupt` makes SIGTERM (what a cluster's scheduler sends before it kills) behave like
   Ctrl-C: an `Interrupted` (a KeyboardInterrupt) is raised where the program is, so the checkpoint on
   disk, written atomically, stays the last complete one.
+- `signals_deferred` holds Ctrl-C and SIGTERM back while a checkpoint is written and noted, so the line
+  printed on a stop names the iteration that the file on disk really holds, and no temporary file is left.
 """
 
 from __future__ import annotations
@@ -196,4 +198,39 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["Interrupted", "RunFolder", "RunFolderError", "read_training_checkpoint", "sigterm_as_interrupt"]
+@contextlib.contextmanager
+def signals_deferred():
+    """Inside the block, Ctrl-C and SIGTERM wait: the first one that came acts (as it would have) when the
+    block ends. For a checkpoint write and the note of which iteration it holds, which must happen together:
+    a signal between the two would leave a message naming the previous checkpoint (or a temporary file).
+
+    Signal handlers can only be set in the main thread; elsewhere, or when a handler was not set from
+    Python (so it cannot be put back), this defers nothing."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or \
+            any(signal.getsignal(s) is None for s in signals):
+        yield
+        return
+    pending = []
+
+    def record(signum, frame):
+        pending.append(signum)
+
+    previous = {}
+    try:
+        for s in signals:
+            previous[s] = signal.signal(s, record)
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            handler = previous[pending[0]]
+            if callable(handler):
+                handler(pending[0], None)           # raises KeyboardInterrupt or Interrupted, as it would have
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])    # the default action: end the process by that signal
+
+
+__all__ = ["Interrupted", "RunFolder", "RunFolderError", "read_training_checkpoint", "signals_deferred",
+           "sigterm_as_interrupt"]

@@ -318,15 +318,18 @@ class Trainer:
                 raise TrainingDiverged(f"{name} is not finite at iteration {self.iteration}; training stopped and "
                                        f"this state was not saved. The last good checkpoint is {self.path}; "
                                        f"{self._lower_lr_advice()}")
-        try:
-            if self.rank == 0:          # the ranks' states are equal; rank 0 writes
-                minipsp.save(state, self.path)
-        except OSError as exc:       # disk full, quota, folder removed: minipsp.save leaves the old file whole
-            kept = (f"the previous checkpoint (iteration {self.saved_iteration}) is intact" if self.saved_iteration
-                    is not None else "no checkpoint was written before")
-            raise run_folder.RunFolderError(f"cannot write the checkpoint {self.path} at iteration {self.iteration} "
-                                            f"({exc.strerror or exc}); {kept}") from None
-        self.saved_iteration = self.iteration
+        # Ctrl-C or SIGTERM waits for the write and its note: a stop between os.replace and the note (the
+        # directory's fsync) would name the previous iteration, one before mkstemp's file is removed would leave it
+        with run_folder.signals_deferred():
+            try:
+                if self.rank == 0:          # the ranks' states are equal; rank 0 writes
+                    minipsp.save(state, self.path)
+            except OSError as exc:       # disk full, quota, folder removed: minipsp.save leaves the old file whole
+                kept = (f"the previous checkpoint (iteration {self.saved_iteration}) is intact" if
+                        self.saved_iteration is not None else "no checkpoint was written before")
+                raise run_folder.RunFolderError(f"cannot write the checkpoint {self.path} at iteration "
+                                                f"{self.iteration} ({exc.strerror or exc}); {kept}") from None
+            self.saved_iteration = self.iteration
 
     def _lower_lr_advice(self) -> str:
         lower = self.cfg.base_lr / 10

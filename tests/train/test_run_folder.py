@@ -82,6 +82,60 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_a_second_process_is_refused(tmp_pat
     assert not [name for name in os.listdir(out) if name.startswith(".")]       # no temp file, no lock
 
 
+@pytest.mark.parametrize("moment", ["after mkstemp", "after os.replace"])
+def test_a_signal_during_a_checkpoint_write_waits_for_the_write_and_its_note(tmp_path, monkeypatch, moment):
+    """A real SIGTERM at the two moments of minipsp.save where a stop used to go wrong: just after mkstemp
+    (its temporary file was left behind) and after os.replace, in the folder's fsync, slow on a busy disk
+    (the stop named the previous checkpoint while the file held the new one). It now acts once the
+    checkpoint is written and noted: the message names the iteration the file holds, no temporary is left."""
+    import minipsp.serialization
+    from minipsp.run_folder import Interrupted, sigterm_as_interrupt
+
+    out = tmp_path / "run"
+    trainer = Trainer(tiny_config(width=8, iters=3, checkpoint_every=1, out=str(out)))
+    sent = []
+
+    def then_sigterm(function):
+        def wrapped(*args, **kwargs):
+            result = function(*args, **kwargs)
+            if not sent:                                      # the first checkpoint's write only
+                sent.append(True)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return result
+        return wrapped
+    owner, name = ((minipsp.serialization.tempfile, "mkstemp") if moment == "after mkstemp" else
+                   (minipsp.serialization, "_fsync_directory"))
+    monkeypatch.setattr(owner, name, then_sigterm(getattr(owner, name)))
+    with sigterm_as_interrupt(), pytest.raises(Interrupted) as stop:
+        trainer.run()
+    assert sent and stop.value.signum == signal.SIGTERM
+    assert minipsp.load(str(out / "checkpoint.mpsp"))["iteration"] == 1
+    assert stop.value.where.startswith("at iteration 1 of 3; ") and "holds iteration 1:" in stop.value.where
+    assert not [name for name in os.listdir(out) if name.startswith(".")]       # no temp file, no lock
+
+
+def test_signals_deferred_acts_at_the_end_of_the_block_as_the_handler_would():
+    from minipsp.run_folder import Interrupted, signals_deferred, sigterm_as_interrupt
+
+    done = []
+    with pytest.raises(KeyboardInterrupt) as stop:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("after the signal")
+    assert done == ["after the signal"] and type(stop.value) is KeyboardInterrupt
+    with sigterm_as_interrupt():
+        with pytest.raises(Interrupted) as stop:
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)               # a second one: the first acts
+                done.append("after both")
+        assert stop.value.signum == signal.SIGTERM and done[-1] == "after both"
+        with signals_deferred():                                    # none: nothing happens
+            done.append("quiet")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 def test_ctrl_c_in_training_names_the_checkpoint_left(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     step = Trainer.step
