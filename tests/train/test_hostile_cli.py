@@ -381,7 +381,12 @@ def _flat(state, prefix=""):
 
 def test_a_sigkill_during_a_checkpoint_write_resumes_bit_identical(tmp_path):
     """A real `minipsp train` process, SIGKILLed while it writes a checkpoint (its temporary file exists),
-    then resumed: weights, optimizer, RNG, loader state and log equal an uninterrupted run's."""
+    then resumed: weights, optimizer, RNG, loader state and log equal an uninterrupted run's.
+
+    The kill comes at a moment the child announces, not one the test must catch by polling: the write lasts
+    milliseconds, and on a busy machine a poll missed both chances (iterations 4 and 6) now and then. The
+    child is `minipsp.cli.main` with numpy.save wrapped so that the second checkpoint's write, half its arrays
+    in the temporary file, touches a file and waits there to be killed."""
     import glob
     import signal
     import subprocess
@@ -394,20 +399,40 @@ def test_a_sigkill_during_a_checkpoint_write_resumes_bit_identical(tmp_path):
     def command(out, *extra):
         return [sys.executable, "-m", "minipsp.cli", "train", str(config), "--out", str(out), *extra]
 
+    stalled = tmp_path / "stalled"          # outside the run folder
+    stall = ("import sys, time, numpy, minipsp\n"
+             "from minipsp.cli import main\n"
+             "save, np_save, calls = minipsp.save, numpy.save, {'save': 0, 'arrays': 0}\n"
+             "def counted_save(*args, **kwargs):\n"
+             "    calls['save'] += 1\n"
+             "    return save(*args, **kwargs)\n"
+             "def stalling_np_save(*args, **kwargs):\n"
+             "    np_save(*args, **kwargs)\n"
+             "    if calls['save'] == 2:\n"
+             "        calls['arrays'] += 1\n"
+             "        if calls['arrays'] == 10:\n"
+             f"            open({str(stalled)!r}, 'w').close()\n"
+             "            time.sleep(600)\n"
+             "minipsp.save, numpy.save = counted_save, stalling_np_save\n"
+             "sys.exit(main(sys.argv[1:]))\n")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(command(whole), check=True, capture_output=True, timeout=300)
-    child = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen([sys.executable, "-c", stall] + command(killed)[3:], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while not (glob.glob(str(killed / ".checkpoint.mpsp.*.tmp")) and (killed / "checkpoint.mpsp").exists()):
-            assert child.poll() is None, "the run ended before a second checkpoint write was caught"
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-        child.send_signal(signal.SIGKILL)        # during the second (or a later) checkpoint's write
+        while not stalled.exists():
+            assert child.poll() is None, f"the run ended before its second checkpoint write: {child.stderr.read()}"
+            assert time.monotonic() < deadline, "no second checkpoint write in 300 s"
+            time.sleep(0.01)
+        assert glob.glob(str(killed / ".checkpoint.mpsp.*.tmp")) and (killed / "checkpoint.mpsp").exists()
+        child.send_signal(signal.SIGKILL)        # during the second checkpoint's write, half of it written
         child.wait(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
     subprocess.run(command(killed, "--resume"), check=True, capture_output=True, timeout=300)
     a = dict(_flat(minipsp.load(whole / "checkpoint.mpsp")))
     b = dict(_flat(minipsp.load(killed / "checkpoint.mpsp")))
