@@ -6,6 +6,7 @@ budget, the 8-minute limit, losses that disagree, a machine without a GPU) are c
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ def dry_run(tmp_path_factory):
     report = tmp_path_factory.mktemp("gpu-check") / "report.md"
     env = {k: v for k, v in os.environ.items() if k not in ("MINIPSP_REAL_GPU", "OUT")}
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", "--report", str(report)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=gpu_check.LIMIT_S + 120)
     return done, report
 
 
@@ -66,13 +67,19 @@ def test_sigterm_stops_the_step_and_still_writes_the_report(tmp_path, delay):
     env = {k: v for k, v in os.environ.items() if k not in ("MINIPSP_REAL_GPU", "OUT")}
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", "--report", str(report)],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(300):   # until the first report (written before the first step) is there
-        if report.exists():
-            break
-        time.sleep(0.1)
-    time.sleep(delay)
-    process.terminate()
-    out, _ = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 300      # the first report is written before the first step
+        while not report.exists():             # (a fixed 30 s of polling sent the signal too early on a busy machine)
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no first report in 300 s"
+            time.sleep(0.05)
+        time.sleep(delay)
+        process.terminate()
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == 130, out
     assert "interrupted (this script was stopped)" in report.read_text()
 
@@ -84,12 +91,21 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_0(monkeypatch, capsys):
     assert out.count("\n") == 1 and out.startswith("gpu-check: no NVIDIA GPU on this machine")
 
 
-def test_a_step_past_its_budget_is_stopped_and_reported():
+def test_a_step_past_its_budget_is_stopped_and_reported(tmp_path):
+    # The budget starts once the child has printed (a fixed 3 s from its start was not always enough for a
+    # Python to start and print on a busy machine); it sleeps for 10 minutes, so < 120 s means it was stopped.
+    started = tmp_path / "started"
+    job = gpu_check.Job([sys.executable, "-c", "import pathlib, sys, time; print('started', flush=True); "
+                         "pathlib.Path(sys.argv[1]).touch(); time.sleep(600)", str(started)])
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert job.process.poll() is None and time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.01)
     start = time.monotonic()
-    result = gpu_check.Job([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]).wait(
-        time.monotonic() + 3)
-    assert time.monotonic() - start < 20
+    result = job.wait(time.monotonic() + 1)
+    assert time.monotonic() - start < 120
     assert result.timed_out and not result.ok and result.status().startswith("timed out after")
+    assert result.returncode == -signal.SIGTERM                     # stopped by _stop's SIGTERM
     assert "started" in result.output
 
 
