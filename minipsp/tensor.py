@@ -13,6 +13,8 @@ which the gradient checks use).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from minipsp.autograd import engine
@@ -37,7 +39,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
-            data = np.asarray(data)
+            data = _as_array(data, "Tensor")
         if data.dtype.kind not in NUMBER_KINDS:
             raise TypeError(f"Tensor: data must be numbers (bool, integer or floating point); got dtype "
                             f"{data.dtype} ({DTYPE_KIND_NAMES.get(data.dtype.kind, 'not numbers')}): no op "
@@ -266,6 +268,7 @@ class Tensor:
     def argmax(self, dim=None, keepdim=False):
         """Indices of the largest values (int64, not differentiable)."""
         xp = get_array_module(self.data)
+        dim = None if dim is None else _axis(dim, self.ndim, "argmax")
         out = xp.argmax(self.data, axis=dim)
         if keepdim and dim is not None:
             out = xp.expand_dims(out, dim)
@@ -279,7 +282,11 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        end = end_dim % self.ndim
+        start_dim, end = _axis(start_dim, self.ndim, "flatten"), _axis(end_dim, self.ndim, "flatten")
+        if self.ndim == 0:
+            return self.reshape(1)
+        if start_dim > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end} (shape {self.shape})")
         middle = 1
         for n in self.shape[start_dim:end + 1]:
             middle *= n
@@ -291,6 +298,9 @@ class Tensor:
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
+        dim0, dim1 = _axis(dim0, self.ndim, "transpose"), _axis(dim1, self.ndim, "transpose")
+        if self.ndim == 0:
+            return self
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return S.Permute.apply(self, tuple(dims))
 
@@ -306,14 +316,14 @@ class Tensor:
         return S.GetItem.apply(self, index)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _axis(dim, self.ndim + 1, "unsqueeze", self.ndim)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = dim % self.ndim
-        if self.shape[dim] != 1:
+        dim = _axis(dim, self.ndim, "squeeze")
+        if self.ndim == 0 or self.shape[dim] != 1:
             return self
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
 
@@ -331,6 +341,62 @@ class ToDevice(Function):
         return to_device(dy, ctx.source), None
 
 
+# -- checking arguments ----------------------------------------------------------------------
+def _axis(dim, ndim, op_name, tensor_ndim=None):
+    """`dim` (negatives count from the end) as an axis in [0, ndim), or a clear error (torch's range).
+
+    `tensor_ndim` is the tensor's own rank where it differs from `ndim` (unsqueeze takes ndim + 1 places)."""
+    tensor_ndim = ndim if tensor_ndim is None else tensor_ndim
+    n = max(ndim, 1)
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op_name}: dim must be an int in [{-n}, {n - 1}]; got {type(dim).__name__} {dim!r}")
+    if not -n <= dim < n:
+        raise ValueError(f"{op_name}: dim {dim!r} is out of range for a tensor with {tensor_ndim} dimensions "
+                         f"(expected an int in [{-n}, {n - 1}])")
+    return int(dim) % n
+
+
+def _sizes(shape, op_name):
+    """The `*size` of zeros/ones/rand/randn (ints or one tuple of them) as a tuple of ints >= 0."""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{op_name}: size must be ints, e.g. {op_name}(2, 3) or {op_name}((2, 3)); got "
+                            f"{shape!r}, which holds a {type(n).__name__}")
+        if n < 0:
+            raise ValueError(f"{op_name}: sizes must be >= 0; got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _ragged(data, dim=0):
+    """Where nested sequences first differ in length: 'at dim d: ...', or None."""
+    if not isinstance(data, (list, tuple)) or not data:
+        return None
+    lengths = [len(x) if isinstance(x, (list, tuple, np.ndarray)) else None for x in data]
+    for i, n in enumerate(lengths):
+        if n != lengths[0]:
+            def what(n):
+                return "a number" if n is None else f"a sequence of length {n}"
+            return f"at dim {dim + 1}, element 0 is {what(lengths[0])} but element {i} is {what(n)}"
+    for x in data:
+        where = _ragged(x, dim + 1)
+        if where:
+            return where
+    return None
+
+
+def _as_array(data, op_name):
+    """np.asarray(data), with a ragged nested list named as such (not NumPy's 'inhomogeneous shape')."""
+    try:
+        return np.asarray(data)
+    except ValueError:
+        where = _ragged(data)
+        if where is None:
+            raise
+        raise ValueError(f"{op_name}: data is ragged: {where}; a tensor needs nested lists of equal lengths "
+                         "at every depth") from None
+
+
 # -- making tensors --------------------------------------------------------------------------
 def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     """A new leaf tensor from a list, a number or an array (copied).
@@ -339,12 +405,18 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     """
     if isinstance(data, Tensor):
         data = data.data
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"tensor: dtype {dtype!r} is not a dtype; expected e.g. np.float32, 'float32' or "
+                            "np.int64") from None
     if dtype is None and not hasattr(data, "dtype"):
-        array = np.asarray(data)
+        array = _as_array(data, "tensor")
         if array.dtype.kind == "f":
             array = array.astype(DEFAULT_FLOAT)
     else:
-        array = to_numpy(data) if is_cupy_array(data) else np.asarray(data)
+        array = to_numpy(data) if is_cupy_array(data) else _as_array(data, "tensor")
         array = array.astype(dtype if dtype is not None else array.dtype, copy=True)
     return Tensor(to_device(array, device), requires_grad=requires_grad)
 
@@ -355,12 +427,12 @@ def from_numpy(array):
 
 
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _sizes(shape, "zeros")
     return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _sizes(shape, "ones")
     return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
 
 
@@ -368,7 +440,7 @@ def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Standard normal samples from minipsp's seeded generator (see `manual_seed`)."""
     from minipsp.random import get_rng
 
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _sizes(shape, "randn")
     return Tensor(get_rng().standard_normal(shape).astype(dtype), requires_grad=requires_grad)
 
 
@@ -376,7 +448,7 @@ def rand(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Uniform [0, 1) samples from minipsp's seeded generator."""
     from minipsp.random import get_rng
 
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _sizes(shape, "rand")
     return Tensor(get_rng().random(shape).astype(dtype), requires_grad=requires_grad)
 
 

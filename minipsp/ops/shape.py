@@ -6,6 +6,8 @@ permutation, scatter it into the sliced positions, split it between the concaten
 
 from __future__ import annotations
 
+import numbers
+
 from minipsp.autograd.function import Function
 from minipsp.backend import get_array_module
 
@@ -16,6 +18,13 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, a, shape):
         ctx.shape = a.shape
+        for n in shape:
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+                raise TypeError(f"reshape: shape must be ints; got {tuple(shape)!r}, which holds a {type(n).__name__}")
+        if sum(n == -1 for n in shape) > 1 or any(n < -1 for n in shape):
+            # NumPy reads any negative size as -1
+            raise ValueError(f"reshape: shape {tuple(shape)} may hold one -1 (the size to infer) and no other "
+                             "negative size")
         try:
             return a.reshape(shape)
         except ValueError:

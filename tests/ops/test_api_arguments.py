@@ -1,0 +1,101 @@
+"""Bad arguments on the Python API, as a hostile user types them (issue 13, section 3, continued from
+test_api_inputs.py): each is refused by the function that owns the argument, with one ValueError or TypeError
+that names the argument, what it got and what it expects; never NumPy's message from inside, an IndexError,
+or a silent wrong answer. Where PyTorch accepts a value legitimately, it is accepted here too.
+"""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import minipsp
+
+
+def raises(error, words, call):
+    """`call()` raises `error` whose message holds `words` (literally); the message."""
+    with pytest.raises(error, match=re.escape(words)) as info:
+        call()
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- making tensors
+@pytest.mark.parametrize("data, where", [
+    ([[1, 2], [3]], "at dim 1, element 0 is a sequence of length 2 but element 1 is a sequence of length 1"),
+    ([[1.0], [2.0, 3.0]], "at dim 1, element 0 is a sequence of length 1 but element 1 is a sequence of length 2"),
+    ([[[1], [2]], [[3], 4]], "at dim 2, element 0 is a sequence of length 1 but element 1 is a number"),
+])
+def test_a_ragged_list_names_where_it_is_ragged(data, where):
+    # was NumPy's "setting an array element with a sequence ... inhomogeneous shape"
+    with pytest.raises((ValueError, TypeError)):        # torch: "expected sequence of length 2 at dim 1 (got 1)"
+        torch.tensor(data)
+    raises(ValueError, f"tensor: data is ragged: {where}", lambda: minipsp.tensor(data))
+    raises(ValueError, f"Tensor: data is ragged: {where}", lambda: minipsp.Tensor(data))
+
+
+@pytest.mark.parametrize("make", ["zeros", "ones", "rand", "randn"])
+@pytest.mark.parametrize("size, error, words", [
+    ((-1,), ValueError, "sizes must be >= 0; got (-1,)"),
+    (((2, -3),), ValueError, "sizes must be >= 0; got (2, -3)"),
+    ((2.5,), TypeError, "size must be ints, e.g. {0}(2, 3) or {0}((2, 3)); got (2.5,), which holds a float"),
+    (((2, 2.5),), TypeError, "got (2, 2.5), which holds a float"),
+    (("3",), TypeError, "got ('3',), which holds a str"),
+    ((None,), TypeError, "got (None,), which holds a NoneType"),
+])
+def test_sizes_of_new_tensors_are_checked(make, size, error, words):
+    with pytest.raises((RuntimeError, TypeError)):       # torch refuses each of them too
+        getattr(torch, make)(*size)
+    message = raises(error, words.format(make), lambda: getattr(minipsp, make)(*size))
+    assert message.startswith(f"{make}: ")
+
+
+def test_legitimate_sizes_still_make_tensors():
+    assert minipsp.zeros(()).shape == () and minipsp.zeros(0, 3).shape == (0, 3)
+    assert minipsp.ones([2, 3]).shape == (2, 3) and minipsp.randn(np.int64(2), 3).shape == (2, 3)
+    assert minipsp.rand(*np.array([2, 1])).shape == (2, 1)
+
+
+def test_a_dtype_that_is_not_one_is_named():
+    raises(TypeError, "tensor: dtype 'floot' is not a dtype; expected e.g. np.float32", lambda: minipsp.tensor(
+        [1.0], dtype="floot"))                            # was NumPy's "data type 'floot' not understood"
+    assert minipsp.tensor([1], dtype="float64").dtype == np.float64
+
+
+# ---------------------------------------------------------------- dims and shapes
+@pytest.mark.parametrize("call, torch_call, error, words", [
+    (lambda t: t.transpose(0, 5), lambda t: t.transpose(0, 5), ValueError,
+     "transpose: dim 5 is out of range for a tensor with 2 dimensions (expected an int in [-2, 1])"),  # IndexError
+    (lambda t: t.transpose(0, -3), lambda t: t.transpose(0, -3), ValueError, "transpose: dim -3 is out of range"),
+    (lambda t: t.transpose("a", 1), lambda t: t.transpose("a", 1), TypeError,
+     "transpose: dim must be an int in [-2, 1]; got str 'a'"),
+    (lambda t: t.flatten(5), lambda t: t.flatten(5), ValueError, "flatten: dim 5 is out of range"),  # was silent
+    (lambda t: t.flatten(1, 0), lambda t: t.flatten(1, 0), ValueError, "flatten: start_dim 1 comes after end_dim 0"),
+    (lambda t: t.unsqueeze(3), lambda t: t.unsqueeze(3), ValueError,               # was silent: (2, 1, 3)
+     "unsqueeze: dim 3 is out of range for a tensor with 2 dimensions (expected an int in [-3, 2])"),
+    (lambda t: t.squeeze(5), lambda t: t.squeeze(5), ValueError, "squeeze: dim 5 is out of range"),  # was silent
+    (lambda t: t.argmax(5), lambda t: t.argmax(5), ValueError, "argmax: dim 5 is out of range"),     # NumPy's
+    (lambda t: t.reshape(2, -2), lambda t: t.reshape(2, -2), ValueError,            # was silent: NumPy's -1
+     "reshape: shape (2, -2) may hold one -1 (the size to infer) and no other negative size"),
+    (lambda t: t.reshape(-1, -1), lambda t: t.reshape(-1, -1), ValueError, "reshape: shape (-1, -1) may hold one -1"),
+    (lambda t: t.reshape(2.0, 3), lambda t: t.reshape((2.0, 3)), TypeError,
+     "reshape: shape must be ints; got (2.0, 3), which holds a float"),
+    (lambda t: t.reshape(7), lambda t: t.reshape(7), ValueError,
+     "reshape: cannot view a tensor of shape (2, 3) (6 elements) as shape (7,)"),
+])
+def test_dims_and_shapes_out_of_range_are_named(call, torch_call, error, words):
+    with pytest.raises((IndexError, RuntimeError, TypeError)):   # torch refuses each
+        torch_call(torch.zeros(2, 3))
+    raises(error, words, lambda: call(minipsp.zeros(2, 3)))
+
+
+def test_dims_in_range_match_torch():
+    for shape in [(2, 3), (2, 1, 3), ()]:
+        ours, theirs = minipsp.zeros(shape), torch.zeros(shape)
+        for dim in range(-max(len(shape), 1), max(len(shape), 1)):
+            assert ours.squeeze(dim).shape == tuple(theirs.squeeze(dim).shape)
+            assert ours.flatten(dim).shape == tuple(theirs.flatten(dim).shape)
+            assert ours.transpose(0, dim).shape == tuple(theirs.transpose(0, dim).shape)
+        for dim in range(-len(shape) - 1, len(shape) + 1):
+            assert ours.unsqueeze(dim).shape == tuple(theirs.unsqueeze(dim).shape)
+    assert minipsp.zeros(2, 3).reshape(-1, 2).shape == (3, 2)
