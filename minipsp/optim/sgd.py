@@ -18,6 +18,7 @@ all groups in order) and the groups' hyper-parameters, so a saved run resumes ex
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -39,6 +40,10 @@ class SGD:
         self.defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                          "weight_decay": weight_decay, "nesterov": nesterov}
         _check_hyper_parameters(self.defaults, where="SGD")
+        if _is_tensor(params_or_groups) or isinstance(params_or_groups, dict):
+            # iterating over one tensor would give its rows: copies no gradient reaches, so no step moves them
+            raise TypeError(f"SGD: params must be an iterable of tensors or of parameter-group dicts, e.g. "
+                            f"model.parameters() or [weight]; got one {type(params_or_groups).__name__}")
         items = list(params_or_groups)
         if not items:
             raise ValueError("SGD got an empty parameter list; pass model.parameters() or a list of groups")
@@ -131,26 +136,59 @@ class SGD:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what `state_dict()` returned, onto an optimiser built over the same parameters."""
-        groups = state_dict["param_groups"]
+        """Restore what `state_dict()` returned, onto an optimiser built over the same parameters.
+
+        Everything is checked before anything changes: a malformed state dict is a ValueError or TypeError
+        that says what is wrong, and leaves the optimiser as it was."""
+        where = "SGD.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            got = f"keys {sorted(map(str, state_dict))}" if isinstance(state_dict, dict) else \
+                type(state_dict).__name__
+            raise TypeError(f"{where}: expected what SGD.state_dict() returns, a dict with 'state' and "
+                            f"'param_groups'; got {got}")
+        groups, states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in groups):
+            raise TypeError(f"{where}: 'param_groups' must be a list of dicts, each with a 'params' list; got "
+                            f"{_short(groups)}")
+        if not isinstance(states, dict):
+            raise TypeError(f"{where}: 'state' must be a dict {{parameter index: {{'momentum_buffer': array}}}}; "
+                            f"got {type(states).__name__}")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"the saved optimiser has {len(groups)} parameter groups but this one has "
                              f"{len(self.param_groups)}")
         for i, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if not hasattr(saved["params"], "__len__"):
+                raise TypeError(f"{where}: parameter group {i}'s 'params' must be a list of indices; got "
+                                f"{_short(saved['params'])}")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"parameter group {i}: the saved optimiser has {len(saved['params'])} "
                                  f"parameters but this one has {len(group['params'])}")
+            _check_hyper_parameters({**group, **saved}, where=f"{where}: saved parameter group {i}")
         params = self._all_params()
-        self.state = {}
-        for key, saved in state_dict["state"].items():
-            index = int(key)  # JSON-like checkpoints may have turned the keys into strings
+        state = {}
+        for key, saved in states.items():
+            try:
+                index = int(key)  # JSON-like checkpoints may have turned the keys into strings
+            except (TypeError, ValueError):
+                index = None
+            if index is None or isinstance(key, (bool, float)) or not 0 <= index < len(params):
+                raise ValueError(f"{where}: 'state' key {key!r} is not a parameter index in [0, {len(params)})")
+            if not isinstance(saved, dict) or "momentum_buffer" not in saved:
+                raise ValueError(f"{where}: the state of parameter {index} must be a dict with a 'momentum_buffer'; "
+                                 f"got {_short(saved)}")
             p = params[index]
-            buf = np.asarray(saved["momentum_buffer"])
+            buf = saved["momentum_buffer"]
+            buf = to_numpy(buf.data if _is_tensor(buf) else buf)
+            buf = np.asarray(buf) if hasattr(buf, "shape") else None
+            if buf is None or buf.dtype.kind not in "biuf":
+                raise TypeError(f"{where}: momentum buffer {index} must be an array of numbers; got "
+                                f"{_short(saved['momentum_buffer'])}")
             if buf.shape != p.data.shape:
                 raise ValueError(f"momentum buffer {index} has shape {buf.shape} but its parameter has shape "
                                  f"{tuple(p.data.shape)}")
             xp = get_array_module(p.data)
-            self.state[id(p)] = {"momentum_buffer": xp.asarray(buf, dtype=p.data.dtype).copy()}
+            state[id(p)] = {"momentum_buffer": xp.asarray(buf, dtype=p.data.dtype).copy()}
+        self.state = state
         for saved, group in zip(groups, self.param_groups):
             for key, value in saved.items():
                 if key != "params":
@@ -167,8 +205,19 @@ def _is_tensor(x) -> bool:
     return hasattr(x, "data") and hasattr(x, "grad") and hasattr(x.data, "shape")
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
 def _check_hyper_parameters(h: dict, where: str) -> None:
-    if not isinstance(h["lr"], numbers.Real) or h["lr"] < 0:
+    # NaN and infinity pass `< 0` (torch lets them through): every weight would become NaN at the first step
+    for key in ("lr", "momentum", "dampening", "weight_decay"):
+        value = h[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{where}: {key} must be a finite number{' >= 0' if key != 'dampening' else ''}; "
+                             f"got {value!r}")
+    if h["lr"] < 0:
         raise ValueError(f"{where}: lr must be a number >= 0; got {h['lr']!r}")
     if h["momentum"] < 0:
         raise ValueError(f"{where}: momentum must be >= 0; got {h['momentum']!r}")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import minipsp
+import minipsp.optim
 
 
 def raises(error, words, call):
@@ -99,3 +100,97 @@ def test_dims_in_range_match_torch():
         for dim in range(-len(shape) - 1, len(shape) + 1):
             assert ours.unsqueeze(dim).shape == tuple(theirs.unsqueeze(dim).shape)
     assert minipsp.zeros(2, 3).reshape(-1, 2).shape == (3, 2)
+
+
+# ---------------------------------------------------------------- SGD
+def _params():
+    return [minipsp.tensor(np.ones(3, np.float32), requires_grad=True)]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(lr=float("nan")), "SGD: lr must be a finite number >= 0; got nan"),     # torch takes it: NaN weights
+    (dict(lr=float("inf")), "SGD: lr must be a finite number >= 0; got inf"),
+    (dict(lr="0.1"), "SGD: lr must be a finite number >= 0; got '0.1'"),
+    (dict(lr=None), "SGD: lr must be a finite number >= 0; got None"),
+    (dict(lr=0.1, momentum=float("nan")), "SGD: momentum must be a finite number >= 0; got nan"),
+    (dict(lr=0.1, momentum="0.9"), "SGD: momentum must be a finite number >= 0; got '0.9'"),   # was '<' not supported
+    (dict(lr=0.1, weight_decay=float("nan")), "SGD: weight_decay must be a finite number >= 0; got nan"),
+    (dict(lr=0.1, weight_decay="1e-4"), "SGD: weight_decay must be a finite number >= 0; got '1e-4'"),
+    (dict(lr=0.1, dampening=float("nan")), "SGD: dampening must be a finite number; got nan"),
+])
+def test_sgd_refuses_hyper_parameters_that_are_not_finite_numbers(kwargs, words):
+    raises(ValueError, words, lambda: minipsp.optim.SGD(_params(), **kwargs))
+
+
+def test_sgd_takes_what_torch_takes_legitimately():
+    for kwargs in [dict(lr=0.0), dict(lr=0.1, momentum=1.5), dict(lr=0.1, dampening=-0.5), dict(lr=np.float32(0.1))]:
+        torch.optim.SGD([torch.ones(3, requires_grad=True)], **kwargs)
+        minipsp.optim.SGD(_params(), **kwargs)
+
+
+def test_sgd_refuses_one_tensor_for_params():
+    # list(tensor) gave its rows: copies that never get a gradient, so step() silently moved nothing
+    with pytest.raises(TypeError):
+        torch.optim.SGD(torch.ones(3, requires_grad=True), lr=0.1)
+    raises(TypeError, "SGD: params must be an iterable of tensors or of parameter-group dicts, e.g. "
+                      "model.parameters() or [weight]; got one Tensor", lambda: minipsp.optim.SGD(_params()[0], lr=0.1))
+
+
+def _saved():
+    return {"state": {0: {"momentum_buffer": np.zeros(3, np.float32)}},
+            "param_groups": [{"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+                              "params": [0]}]}
+
+
+def _with(change):
+    state = _saved()
+    change(state)
+    return state
+
+
+W = "SGD.load_state_dict: "
+JUNK = [
+    (42, TypeError, W + "expected what SGD.state_dict() returns, a dict with 'state' and 'param_groups'; got int"),
+    ({}, TypeError, W + "expected what SGD.state_dict() returns, a dict with 'state' and 'param_groups'; got keys []"),
+    (_with(lambda s: s.pop("state")), TypeError, "got keys ['param_groups']"),                # was KeyError
+    (_with(lambda s: s.update(state=[1])), TypeError, W + "'state' must be a dict"),           # AttributeError
+    (_with(lambda s: s.update(param_groups=5)), TypeError, W + "'param_groups' must be a list of dicts, each with a "
+                                                               "'params' list; got int 5"),     # "no len()"
+    (_with(lambda s: s.update(param_groups=[5])), TypeError, "'param_groups' must be a list of dicts"),
+    (_with(lambda s: s["param_groups"][0].pop("params")), TypeError, "'param_groups' must be a list of dicts"),
+    (_with(lambda s: s["param_groups"][0].update(params=[0, 1])), ValueError,
+     "parameter group 0: the saved optimiser has 2 parameters but this one has 1"),
+    (_with(lambda s: s["param_groups"][0].update(lr="fast")), ValueError,                      # was silent
+     W + "saved parameter group 0: lr must be a finite number >= 0; got 'fast'"),
+    (_with(lambda s: s["param_groups"][0].update(momentum=-1)), ValueError, "momentum must be >= 0; got -1"),
+    (_with(lambda s: s["state"].update({5: s["state"].pop(0)})), ValueError,                   # was IndexError
+     W + "'state' key 5 is not a parameter index in [0, 1)"),
+    (_with(lambda s: s["state"].update({-1: s["state"].pop(0)})), ValueError,                  # was silent
+     W + "'state' key -1 is not a parameter index in [0, 1)"),
+    (_with(lambda s: s["state"].update({"x": s["state"].pop(0)})), ValueError, "'state' key 'x' is not a parameter"),
+    (_with(lambda s: s["state"].update({0: {}})), ValueError,                                  # was KeyError
+     W + "the state of parameter 0 must be a dict with a 'momentum_buffer'; got dict {}"),
+    (_with(lambda s: s["state"][0].update(momentum_buffer="abc")), TypeError,                  # "has shape ()"
+     W + "momentum buffer 0 must be an array of numbers; got str 'abc'"),
+    (_with(lambda s: s["state"][0].update(momentum_buffer=np.zeros((2, 2)))), ValueError,
+     "momentum buffer 0 has shape (2, 2) but its parameter has shape (3,)"),
+]
+
+
+@pytest.mark.parametrize("state, error, words", JUNK)
+def test_sgd_load_state_dict_refuses_junk_and_changes_nothing(state, error, words):
+    params = _params()
+    optimizer = minipsp.optim.SGD(params, lr=0.5, momentum=0.5)
+    params[0].grad = np.ones(3, np.float32)
+    optimizer.step()
+    before = optimizer.state_dict()
+    raises(error, words, lambda: optimizer.load_state_dict(state))
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["momentum_buffer"], before["state"][0]["momentum_buffer"])
+
+
+def test_sgd_load_state_dict_takes_string_keys_and_tensor_buffers():
+    optimizer = minipsp.optim.SGD(_params(), lr=0.1, momentum=0.9)
+    optimizer.load_state_dict(_with(lambda s: s["state"].update({"0": {"momentum_buffer": minipsp.ones(3)}})))
+    np.testing.assert_array_equal(optimizer.state_dict()["state"][0]["momentum_buffer"], np.ones(3))
