@@ -7,13 +7,13 @@ their own statistics, and the same run gives other losses and weights: that is w
 
 import numpy as np
 import pytest
-from mpi_helpers import run_worker
+from mpi_helpers import COMPILING_TIMEOUT, run_worker
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    run_worker(2, "ddp_equivalence", out, timeout=240)
+    run_worker(2, "ddp_equivalence", out, timeout=COMPILING_TIMEOUT)
     return [dict(np.load(out / f"rank{r}.npz")) for r in (0, 1)]
 
 

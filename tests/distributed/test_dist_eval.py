@@ -6,16 +6,16 @@ import subprocess
 import sys
 
 import numpy as np
-from mpi_helpers import WORKERS, rank_env, run_worker
+from mpi_helpers import COMPILING_TIMEOUT, WORKERS, rank_env, run_worker
 
 
 def test_distributed_evaluation_equals_single_process(tmp_path):
     split, single = tmp_path / "split", tmp_path / "single"
     split.mkdir(), single.mkdir()
-    run_worker(2, "evaluate_split", split, 5, timeout=240)
+    run_worker(2, "evaluate_split", split, 5, timeout=COMPILING_TIMEOUT)
     # one process without mpiexec: a world of 1, every image on it
     done = subprocess.run([sys.executable, WORKERS, "evaluate_split", str(single), "5"], capture_output=True,
-                          text=True, timeout=240, env=rank_env())
+                          text=True, timeout=COMPILING_TIMEOUT, env=rank_env())
     assert done.returncode == 0, done.stderr
     want = np.load(single / "rank0.npz")
     assert want["confusion"].sum() == 5 * 33 * 33          # every pixel of the 5 images counted once

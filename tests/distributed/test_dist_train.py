@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from mpi_helpers import BIN, run_ranks, run_worker
+from mpi_helpers import BIN, COMPILING_TIMEOUT, run_ranks, run_worker
 
 import minipsp
 
@@ -35,7 +35,7 @@ def losses(run):
 def first(tmp_path_factory):
     """A 2-rank run to iteration 2 (checkpointed there)."""
     first = tmp_path_factory.mktemp("first") / "run"
-    run_ranks(2, MINIPSP + ["train", *TINY, "--iters", "2", "--out", str(first)], timeout=300)
+    run_ranks(2, MINIPSP + ["train", *TINY, "--iters", "2", "--out", str(first)], timeout=COMPILING_TIMEOUT)
     return first
 
 
@@ -101,7 +101,7 @@ def test_help_says_the_batch_is_global():
 
 @pytest.mark.parametrize("how", ["raise", "kill"])
 def test_one_failing_rank_ends_the_job(tmp_path, how):
-    done = run_worker(2, "fault", tmp_path, how, timeout=120, check=False)    # a hang fails here, at 120 s
+    done = run_worker(2, "fault", tmp_path, how, timeout=300, check=False)    # a hang fails here, at 300 s
     assert done.returncode != 0
     if how == "raise":
         lines = [line for line in done.stderr.splitlines() if line.startswith("[rank 1 of 2]")]
