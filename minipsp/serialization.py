@@ -841,9 +841,16 @@ def save(obj, f):
     The file appears atomically: it is written to a temporary file in the same directory, flushed
     to disk (fsync) and renamed over `f` (os.replace), so a crash leaves the old file or the new one.
     """
+    if not isinstance(f, (str, bytes, os.PathLike)):     # os.fspath's message names neither save nor f
+        raise TypeError(f"minipsp.save: f must be a path (a str or os.PathLike) to write to; got "
+                        f"{type(f).__name__}")
+    path = os.fspath(f)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path or path.endswith(os.sep):       # "" and "dir/" name no file (mkstemp and os.replace would say so)
+        raise ValueError(f"minipsp.save: f must name a file; got {path!r}")
     arrays = []
     plain = _to_plain(obj, arrays, "obj")
-    path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
     # said here, naming the folder: mkstemp's own error would name the hidden temporary file instead
     if not os.path.isdir(directory):

@@ -4,6 +4,7 @@ that names the argument, what it got and what it expects; never NumPy's message 
 or a silent wrong answer. Where PyTorch accepts a value legitimately, it is accepted here too.
 """
 
+import os
 import re
 
 import numpy as np
@@ -194,3 +195,28 @@ def test_sgd_load_state_dict_takes_string_keys_and_tensor_buffers():
     optimizer = minipsp.optim.SGD(_params(), lr=0.1, momentum=0.9)
     optimizer.load_state_dict(_with(lambda s: s["state"].update({"0": {"momentum_buffer": minipsp.ones(3)}})))
     np.testing.assert_array_equal(optimizer.state_dict()["state"][0]["momentum_buffer"], np.ones(3))
+
+
+# ---------------------------------------------------------------- minipsp.save
+@pytest.mark.parametrize("f, error, words", [
+    (None, TypeError, "minipsp.save: f must be a path (a str or os.PathLike) to write to; got NoneType"),  # os.fspath's
+    (42, TypeError, "minipsp.save: f must be a path (a str or os.PathLike) to write to; got int"),
+    ("", ValueError, "minipsp.save: f must name a file; got ''"),         # named the hidden temporary file
+])
+def test_save_refuses_what_is_not_a_file_name(f, error, words):
+    raises(error, words, lambda: minipsp.save({"a": 1}, f))
+
+
+def test_save_names_the_folder_and_the_reason(tmp_path):
+    raises(ValueError, f"minipsp.save: f must name a file; got '{tmp_path}/'", lambda: minipsp.save({}, f"{tmp_path}/"))
+    raises(IsADirectoryError, f"minipsp.save: cannot write '{tmp_path}': it is a folder; expected a file name",
+           lambda: minipsp.save({}, tmp_path))
+    (tmp_path / "file").write_text("x")
+    raises(NotADirectoryError, f"the folder '{tmp_path}/file' is not a folder",
+           lambda: minipsp.save({}, tmp_path / "file" / "x.mpsp"))
+    if os.path.isdir("/proc/self"):          # a filesystem no file can be created in, even by root
+        raises(OSError, "minipsp.save: cannot write '/proc/x.mpsp': cannot create a file in '/proc'",
+               lambda: minipsp.save({}, "/proc/x.mpsp"))
+    minipsp.save({"a": 1}, str(tmp_path / "ok.mpsp").encode())           # a bytes path is a path
+    assert minipsp.load(tmp_path / "ok.mpsp") == {"a": 1}
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
