@@ -16,7 +16,16 @@ Measured (single-thread CPU time, batch 8, forward + dx + dw, im2col / F(2x2) / 
 F(4x4) is fastest from 8 channels up wherever its waste is at most 1.38 (65 px: 160 / 119 / 87;
 17 px with dilation 4, 512 channels: 373 / 320 / 273), F(2x2) where it is 1.78 or more (9 px, 1024
 -> 512: 232 / 181 / 264; 9 px dilation 4: 112 / 97 / 185), and im2col nowhere among these.
-Below 8 channels nothing was measured, so im2col stays. The default ('auto') takes F(2x2) even where
+Below 8 channels nothing was measured, so im2col stays.
+
+Small maps keep im2col: MIN_OUTPUTS is the fewest output pixels per call, N*OH*OW, for Winograd.
+The filter transform (and dw's adjoint of it) costs C_in*C_out per call whatever the map, and on a
+few hundred pixels it is not paid back. Measured the same way on `make demo`'s shapes (training:
+batch 8 of 49 px crops, so 25, 13 and 7 px maps; evaluation: one 65 px image, 33, 17 and 9 px):
+1 x 9 x 9 = 81 outputs, im2col / F(2x2) / F(4x4) ms: 512 channels dilation 4 18.1 / 31.6 / 58.2,
+1024 -> 512 36.2 / 60.9 / 97.5; 2 x 9 x 9 = 162: 29.1 / 42.7 / 59.0; 8 x 7 x 7 = 392: even
+(73.7 / 78.9 / 203 at 512 channels dilation 4, 155 / 142 / 157 at 1024 -> 512); 8 x 9 x 9 = 648:
+F(2x2) 1.2-1.4x faster than im2col (the 65 px rows above). The default ('auto') takes F(2x2) even where
 F(4x4) is faster, for accuracy: F(4x4)'s float32 error is ~10x a direct convolution's per layer,
 and PSPNet-18's float32 gradients then miss the torch parity check (6e-4 from float64 in relative
 L2, 2e-4 allowed, torch 3e-5). MINIPSP_CONV=fast takes the table's F(4x4) rows too.
@@ -34,6 +43,9 @@ import functools
 import os
 
 from . import space_to_batch
+
+# Fewest output pixels per call (N*OH*OW) for Winograd under auto / fast (392 measured even, 648 faster)
+MIN_OUTPUTS = 512
 
 CHOICES = ("auto", "fast", "im2col", "winograd", "winograd2", "winograd4")
 
@@ -67,6 +79,9 @@ def choose(x_shape, weight_shape, stride, padding, dilation):
         algorithm = "winograd4" if value == "winograd" else value
         return algorithm, algorithm
     channels = min(x_shape[1], weight_shape[0])
+    OH, OW = (size + 2 * p - 2 * d for size, p, d in zip(x_shape[2:], padding, dilation))
+    if x_shape[0] * OH * OW < MIN_OUTPUTS:
+        return "im2col", "im2col"
     waste = waste_of_f4(*x_shape[2:], tuple(padding), tuple(dilation))
     for min_channels, max_waste, forward, weight_grad in CROSSOVERS[value]:
         if channels >= min_channels and waste <= max_waste:

@@ -230,6 +230,22 @@ def test_table_choices(monkeypatch):
     assert algorithm.waste_of_f4(9, 9, (4, 4), (4, 4)) == pytest.approx(16 * 16 / 81)
 
 
+@pytest.mark.parametrize("conv", ["auto", "fast"])
+def test_small_maps_keep_im2col(conv, monkeypatch):
+    """Fewer than MIN_OUTPUTS output pixels per call: im2col (make demo's 7 x 7 training maps, 9 x 9 eval)."""
+    monkeypatch.setenv("MINIPSP_CONV", conv)
+
+    def choose(N, C_in, C_out, side, d=1):
+        return algorithm.choose((N, C_in, side, side), (C_out, C_in, 3, 3), (1, 1), (d, d), (d, d))
+
+    assert choose(8, 512, 512, 7, d=4) == ("im2col", "im2col")          # 392 outputs
+    assert choose(1, 1024, 512, 9) == ("im2col", "im2col")             # 81
+    assert choose(2, 256, 256, 9, d=2) == ("im2col", "im2col")         # 162
+    assert choose(8, 256, 256, 9, d=2)[0].startswith("winograd")       # 648
+    assert choose(1, 64, 64, 33)[0].startswith("winograd")             # 1089
+    assert 8 * 7 * 7 < algorithm.MIN_OUTPUTS <= 8 * 9 * 9
+
+
 @pytest.mark.parametrize("value, expected", [("im2col", "im2col"), ("winograd", "winograd4"),
                                              ("winograd2", "winograd2"), ("winograd4", "winograd4")])
 def test_minipsp_conv_forces_an_algorithm(value, expected, monkeypatch):
