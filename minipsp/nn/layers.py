@@ -23,14 +23,17 @@ __all__ = [
 
 def _pair(value, name):
     """(a, b) from an int, a one-element sequence (for both axes, as torch takes it) or a pair."""
+    given = value
     if isinstance(value, (tuple, list)):
         if len(value) == 1:
             value = value[0]
         elif len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
-        else:
-            return tuple(int(v) for v in value)
-    return (int(value), int(value))
+            raise ValueError(f"Conv2d: {name} must be an int or a pair of ints; got {given!r}")
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    # int() would floor them: kernel_size=2.5 made a 2 x 2 kernel, stride=1.5 a stride of 1, silently
+    if any(not isinstance(v, (int, np.integer)) for v in values):
+        raise TypeError(f"Conv2d: {name} must be an int or a pair of ints; got {given!r}")
+    return tuple(int(v) for v in values)
 
 
 class Conv2d(Module):

@@ -265,6 +265,9 @@ class Module:
         one RuntimeError names every missing, unexpected and misshaped key at once. Values are
         cast to the tensor's dtype and moved to its device. Returns (missing, unexpected).
         """
+        if not (hasattr(state_dict, "keys") and hasattr(state_dict, "__getitem__")):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of arrays by name (what "
+                            f"state_dict() returns); got {type(state_dict).__name__}")
         own = OrderedDict()
         for prefix, module in self.named_modules():
             for table in (module._parameters, module._buffers):
@@ -274,6 +277,11 @@ class Module:
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         misshaped = []
+        not_numbers = [f"{key} is a {type(state_dict[key]).__name__}" for key in own if key in state_dict
+                       and not _holds_numbers(state_dict[key])]
+        if not_numbers:     # a str's shape is (), which read as a size mismatch
+            raise TypeError(f"{type(self).__name__}.load_state_dict: every value must be an array of numbers; "
+                            + "; ".join(not_numbers))
         for key, tensor in own.items():
             if key in state_dict and tuple(np.shape(_as_array(state_dict[key]))) != tensor.shape:
                 misshaped.append(f"{key}: checkpoint has {tuple(np.shape(_as_array(state_dict[key])))}, "
@@ -312,6 +320,19 @@ class Module:
 
 def _as_array(value):
     return value.data if isinstance(value, Tensor) else value
+
+
+def _holds_numbers(value) -> bool:
+    """An array (NumPy, CuPy, Tensor), a number or a nested list of numbers: what np.asarray makes numeric."""
+    value = _as_array(value)
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return value.dtype.kind in "biuf"
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (ValueError, TypeError):
+        return False
 
 
 class _HookHandle:

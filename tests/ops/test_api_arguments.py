@@ -220,3 +220,38 @@ def test_save_names_the_folder_and_the_reason(tmp_path):
     minipsp.save({"a": 1}, str(tmp_path / "ok.mpsp").encode())           # a bytes path is a path
     assert minipsp.load(tmp_path / "ok.mpsp") == {"a": 1}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- layers and their state
+@pytest.mark.parametrize("kwargs, name, got", [
+    (dict(kernel_size=2.5), "kernel_size", "2.5"),          # was a silent 2 x 2 kernel
+    (dict(kernel_size=(3, 2.5)), "kernel_size", "(3, 2.5)"),
+    (dict(kernel_size=3, stride=1.5), "stride", "1.5"),      # was a silent stride of 1
+    (dict(kernel_size=3, padding=1.5), "padding", "1.5"),
+    (dict(kernel_size=3, dilation=1.5), "dilation", "1.5"),
+    (dict(kernel_size=(3, 3, 3)), "kernel_size", "(3, 3, 3)"),
+])
+def test_conv2d_layer_refuses_sizes_that_are_not_ints(kwargs, name, got):
+    kwargs = {"kernel_size": 3, **kwargs}
+    with pytest.raises((TypeError, RuntimeError)):             # torch refuses each (at build or at call)
+        torch.nn.Conv2d(3, 4, **kwargs)(torch.zeros(1, 3, 8, 8))
+    error = ValueError if got == "(3, 3, 3)" else TypeError
+    raises(error, f"Conv2d: {name} must be an int or a pair of ints; got {got}",
+           lambda: minipsp.nn.Conv2d(3, 4, **kwargs))
+
+
+def test_conv2d_layer_takes_numpy_ints_and_one_element_sequences():
+    layer = minipsp.nn.Conv2d(3, 4, np.int64(3), stride=[2], padding=(1, np.int32(0)))
+    assert layer.kernel_size == (3, 3) and layer.stride == (2, 2) and layer.padding == (1, 0)
+
+
+def test_module_load_state_dict_refuses_what_is_not_a_state_dict():
+    layer = minipsp.nn.Conv2d(3, 4, 3)
+    raises(TypeError, "Conv2d.load_state_dict: expected a dict of arrays by name (what state_dict() returns); got int",
+           lambda: layer.load_state_dict(42))                 # was "argument of type 'int' is not iterable"
+    raises(TypeError, "Conv2d.load_state_dict: every value must be an array of numbers; weight is a str",
+           lambda: layer.load_state_dict({"weight": "abc", "bias": np.zeros(4, np.float32)}))  # "checkpoint has ()"
+    raises(RuntimeError, "size mismatch for weight: checkpoint has (4, 3, 1, 1), model has (4, 3, 3, 3)",
+           lambda: layer.load_state_dict({"weight": np.zeros((4, 3, 1, 1)), "bias": np.zeros(4)}, strict=False))
+    layer.load_state_dict({"weight": minipsp.zeros(4, 3, 3, 3), "bias": [0, 1, 2, 3]})   # tensors and lists load
+    np.testing.assert_array_equal(layer.bias.data, [0, 1, 2, 3])
