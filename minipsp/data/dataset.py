@@ -55,6 +55,11 @@ class Dataset:
 
 def collate(samples) -> tuple:
     """[(image, label), ...] -> (images (N, ...) float32, labels (N, ...) int64), stacked with NumPy."""
+    samples = list(samples)
+    bad = next((s for s in samples if not (isinstance(s, (tuple, list)) and len(s) == 2)), None)
+    if bad is not None:         # zip(*samples) would say "'int' object is not iterable"
+        raise TypeError(f"collate: each sample must be an (image, label) pair, as a Dataset's __getitem__ "
+                        f"returns; got {type(bad).__name__} {repr(bad)[:60]}")
     images, labels = zip(*samples)
     image_shapes, label_shapes = {np.shape(a) for a in images}, {np.shape(a) for a in labels}
     if len(image_shapes) > 1 or len(label_shapes) > 1:
@@ -75,8 +80,11 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int = 0, sampler=None):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be an int >= 1; got {batch_size!r}")
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__ (a minipsp.data.Dataset); "
+                            f"got {type(dataset).__name__}")
         if len(dataset) == 0:
             raise ValueError(f"the dataset {type(dataset).__name__} is empty")
         if sampler is not None and shuffle:

@@ -61,7 +61,7 @@ class PSPNet(nn.Module):
             raise ValueError(f"PSPNet: backbone must be one of {BACKBONES}; got {backbone!r}")
         if backbone == "shallow" and output_stride != 8:
             raise ValueError(f"PSPNet: the shallow backbone has output stride 8; got output_stride={output_stride!r}")
-        if layers not in RESNET_LAYERS:
+        if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers not in RESNET_LAYERS:
             raise ValueError(f"PSPNet: layers must be one of {sorted(RESNET_LAYERS)} (the ResNet depth); "
                              f"got {layers!r}")
         if not isinstance(classes, int) or classes < 2:

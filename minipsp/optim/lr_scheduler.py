@@ -14,15 +14,26 @@ iteration ahead; the difference is a factor (1 - 1/max_iter) ** 0.9 at the start
 
 from __future__ import annotations
 
+import math
 import numbers
+
+
+def _check_power(power, where):
+    # a negative power makes the rate grow to infinity at the end (0 ** -1: ZeroDivisionError); NaN makes it NaN
+    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power < 0:
+        raise ValueError(f"{where}: power must be a finite number >= 0 (0.9 in PSPNet); got {power!r}")
 
 
 def poly_lr(base_lr: float, iteration: int, max_iter: int, power: float = 0.9) -> float:
     """base_lr * (1 - iteration / max_iter) ** power, for 0 <= iteration <= max_iter."""
+    for name, value in (("max_iter", max_iter), ("iteration", iteration)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"poly_lr: {name} must be an int; got {value!r}")
     if max_iter <= 0:
-        raise ValueError(f"max_iter must be > 0; got {max_iter!r}")
+        raise ValueError(f"poly_lr: max_iter must be > 0; got {max_iter!r}")
     if not 0 <= iteration <= max_iter:
-        raise ValueError(f"iteration must be in [0, max_iter={max_iter}]; got {iteration!r}")
+        raise ValueError(f"poly_lr: iteration must be in [0, max_iter={max_iter}]; got {iteration!r}")
+    _check_power(power, "poly_lr")
     return base_lr * (1.0 - iteration / max_iter) ** power
 
 
@@ -34,9 +45,8 @@ class PolyLR:
 
     def __init__(self, optimizer, max_iter: int, power: float = 0.9):
         if not isinstance(max_iter, numbers.Integral) or max_iter <= 0:
-            raise ValueError(f"max_iter must be an int > 0; got {max_iter!r}")
-        if power < 0:
-            raise ValueError(f"power must be >= 0; got {power!r}")
+            raise ValueError(f"PolyLR: max_iter must be an int > 0; got {max_iter!r}")
+        _check_power(power, "PolyLR")
         self.optimizer = optimizer
         self.max_iter = max_iter
         self.power = power

@@ -13,6 +13,7 @@ import torch
 
 import minipsp
 import minipsp.optim
+from minipsp.optim.lr_scheduler import PolyLR, poly_lr
 
 
 def raises(error, words, call):
@@ -255,3 +256,63 @@ def test_module_load_state_dict_refuses_what_is_not_a_state_dict():
            lambda: layer.load_state_dict({"weight": np.zeros((4, 3, 1, 1)), "bias": np.zeros(4)}, strict=False))
     layer.load_state_dict({"weight": minipsp.zeros(4, 3, 3, 3), "bias": [0, 1, 2, 3]})   # tensors and lists load
     np.testing.assert_array_equal(layer.bias.data, [0, 1, 2, 3])
+
+
+# ---------------------------------------------------------------- PSPNet, the schedule, the loader
+@pytest.mark.parametrize("layers", [50.0, "50", 17, True])
+def test_pspnet_layers_must_be_a_resnet_depth_as_an_int(layers):
+    from minipsp.models import PSPNet
+
+    # 50.0 was taken (50.0 == 50 as a dict key) and shown as "layers=50.0"
+    raises(ValueError, f"PSPNet: layers must be one of [18, 34, 50, 101, 152] (the ResNet depth); got {layers!r}",
+           lambda: PSPNet(layers=layers, classes=3, width=8))
+
+
+@pytest.mark.parametrize("zoom", [3, 16])
+def test_pspnet_zoom_factors_outside_semsegs_four_are_the_upsampling_they_say(zoom):
+    """semseg asserts zoom_factor in (1, 2, 4, 8); here any positive int is accepted because it is not a wrong
+    answer: the logits are the zoom-1 logits upsampled (align_corners) to (H - 1) / 8 * zoom + 1."""
+    from minipsp.models import PSPNet
+
+    minipsp.manual_seed(0)
+    plain = PSPNet(layers=18, classes=3, width=8, zoom_factor=1).eval()
+    zoomed = PSPNet(layers=18, classes=3, width=8, zoom_factor=zoom).eval()
+    zoomed.load_state_dict(plain.state_dict())
+    x = minipsp.randn(1, 3, 33, 33)
+    with minipsp.no_grad():
+        ours, base = zoomed(x), plain(x)
+    side = 32 // 8 * zoom + 1
+    assert ours.shape == (1, 3, side, side) == (1, 3, *zoomed.output_size(33, 33))
+    expected = minipsp.nn.functional.interpolate(base, size=side, mode="bilinear", align_corners=True)
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    for bad in (0, -8, 2.0):
+        raises(ValueError, f"PSPNet: zoom_factor must be a positive int (semseg uses 1, 2, 4 or 8); got {bad!r}",
+               lambda bad=bad: PSPNet(layers=18, classes=3, width=8, zoom_factor=bad))
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: poly_lr(0.1, 5, 10, power=-1), "poly_lr: power must be a finite number >= 0 (0.9 in PSPNet); got -1"),
+    (lambda: poly_lr(0.1, 5, 10, power=float("nan")), "poly_lr: power must be a finite number >= 0"),  # was NaN
+    (lambda: poly_lr(0.1, "5", 10), "poly_lr: iteration must be an int; got '5'"),
+    (lambda: PolyLR(minipsp.optim.SGD(_params(), lr=0.1), max_iter=10, power=float("nan")),
+     "PolyLR: power must be a finite number >= 0 (0.9 in PSPNet); got nan"),                   # was silent
+    (lambda: PolyLR(minipsp.optim.SGD(_params(), lr=0.1), max_iter=10, power="0.9"),
+     "PolyLR: power must be a finite number >= 0 (0.9 in PSPNet); got '0.9'"),                 # '<' not supported
+])
+def test_poly_schedule_refuses_a_power_that_would_make_the_rate_wrong(call, words):
+    raises((ValueError, TypeError), words, call)
+    assert poly_lr(0.1, 10, 10, power=0) == 0.1 and poly_lr(0.1, 10, 10) == 0.0    # power 0: a constant rate
+
+
+def test_data_loader_refuses_a_bool_batch_size_and_what_is_not_a_dataset():
+    from minipsp.data import DataLoader, SyntheticScenes
+
+    dataset = SyntheticScenes("train", count=2, size=33)
+    with pytest.raises(ValueError):
+        torch.utils.data.DataLoader(list(range(4)), batch_size=True)
+    raises(ValueError, "DataLoader: batch_size must be an int >= 1; got True", lambda: DataLoader(dataset, True))
+    raises(ValueError, "DataLoader: batch_size must be an int >= 1; got 0", lambda: DataLoader(dataset, 0))
+    raises(TypeError, "DataLoader: dataset must have __len__ and __getitem__ (a minipsp.data.Dataset); got NoneType",
+           lambda: DataLoader(None, 2))                       # was "object of type 'NoneType' has no len()"
+    raises(TypeError, "collate: each sample must be an (image, label) pair, as a Dataset's __getitem__ returns; "
+                      "got int 1", lambda: list(DataLoader([1, 2, 3], batch_size=2)))  # "'int' is not iterable"
