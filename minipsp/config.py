@@ -182,6 +182,9 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.zoom_factor in (1, 2, 4, 8), "zoom_factor", "one of 1, 2, 4, 8")
     need(cfg.base_lr > 0, "base_lr", "a number > 0")
     need(cfg.head_lr_mult > 0, "head_lr_mult", "a number > 0")
+    # 1e308 is finite, but the head's rate, 10 x it, is not: SGD would refuse it with a traceback
+    need(math.isfinite(cfg.base_lr * cfg.head_lr_mult), "base_lr", f"a number whose head rate (x head_lr_mult "
+                                                                    f"{cfg.head_lr_mult:g}) is finite")
     need(0 <= cfg.momentum < 1, "momentum", "a number in [0, 1)")
     need(cfg.weight_decay >= 0, "weight_decay", "a number >= 0")
     need(not cfg.nesterov or cfg.momentum > 0, "nesterov", "false when momentum is 0 (as in torch.optim.SGD)")

@@ -316,8 +316,7 @@ class Trainer:
             array = minipsp.backend.to_numpy(value)
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise TrainingDiverged(f"{name} is not finite at iteration {self.iteration}; training stopped and "
-                                       f"this state was not saved. The last good checkpoint is {self.path}; "
-                                       f"{self._lower_lr_advice()}")
+                                       f"this state was not saved. {self._lower_lr_advice()}")
         # Ctrl-C or SIGTERM waits for the write and its note: a stop between os.replace and the note (the
         # directory's fsync) would name the previous iteration, one before mkstemp's file is removed would leave it
         with run_folder.signals_deferred():
@@ -332,9 +331,19 @@ class Trainer:
             self.saved_iteration = self.iteration
 
     def _lower_lr_advice(self) -> str:
-        lower = self.cfg.base_lr / 10
-        return (f"resume from it with a lower learning rate: minipsp train --out {self.cfg.out} --resume --lr "
-                f"{lower:g}")
+        """Which learning rate was used (the likely cause), and a command that goes on with a lower one: from
+        the last good checkpoint, or, when none was written yet, from the start with the run's own config."""
+        cfg = self.cfg
+        # a tenth, but never above the default (0.01, semseg's): a tenth of an absurd --lr 1e30 is absurd too
+        lower = min(cfg.base_lr / 10, TrainConfig.base_lr)
+        cause = (f"The learning rate is the likely cause (--lr {cfg.base_lr:g}, the base_lr of the backbone; the "
+                 f"head trains at {cfg.base_lr * cfg.head_lr_mult:g})")
+        if self.saved_iteration is None:
+            config = os.path.join(cfg.out, "config.toml")
+            return (f"{cause}. No checkpoint was written before it; start again with a lower learning rate: "
+                    f"minipsp train {config} --lr {lower:g}")
+        return (f"{cause}. The last good checkpoint is {self.path}; resume from it with a lower learning rate: "
+                f"minipsp train --out {cfg.out} --resume --lr {lower:g}")
 
     def _restore(self, state):
         self.model.load_state_dict(state["model"])
@@ -412,7 +421,7 @@ class Trainer:
                                                             aux_loss.item() if has_aux else 0.0])
         if not math.isfinite(value):
             raise TrainingDiverged(f"the loss is {value} at iteration {self.iteration + 1}; training stopped. "
-                                   f"The last good checkpoint is {self.path}; {self._lower_lr_advice()}")
+                                   f"{self._lower_lr_advice()}")
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -435,7 +444,10 @@ class Trainer:
         try:
             while self.iteration < cfg.iters:
                 for images, labels in self.loader:
-                    record = self.step(images, labels)
+                    # NumPy's overflow warnings (a too-high --lr) would only precede the one line that the
+                    # checks say it with: a non-finite loss stops the run, non-finite weights are never saved
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        record = self.step(images, labels)
                     its = (self.iteration - start_iter) / (time.perf_counter() - start)
                     record["its"] = its
                     bar.update(1)

@@ -285,6 +285,31 @@ def test_resume_with_overwrite_is_refused(run, tmp_path, capsys):
     assert (run / "checkpoint.mpsp").read_bytes() == before
 
 
+# -- --lr: absurd but finite ---------------------------------------------------------------------------------
+def test_an_lr_whose_head_rate_overflows_is_refused(tmp_path, capsys):
+    # 1e308 is finite, its head rate (x 10) is not: SGD refused it with a traceback
+    one_line_error(capsys, tiny_argv(tmp_path / "r", "--lr", "1e308"), "config key 'base_lr': got 1e+308",
+                   "head rate (x head_lr_mult 10) is finite")
+
+
+@pytest.mark.parametrize("lr", ["1e30", "1e12"])
+def test_an_absurd_lr_stops_naming_the_lr_and_its_advice_works(tmp_path, capsys, lr):
+    out = tmp_path / "r"
+    assert main(tiny_argv(out, "--lr", lr)) == 1
+    err = capsys.readouterr().err.strip()
+    # one line: no NumPy overflow warnings before it, no traceback
+    assert err.startswith("minipsp: error: ") and "\n" not in err and "Traceback" not in err, err
+    assert ("the loss is nan" in err or "is not finite" in err) and "training stopped" in err, err
+    assert f"The learning rate is the likely cause (--lr {float(lr):g}, the base_lr of the backbone; the head " \
+           f"trains at {float(lr) * 10:g})" in err, err
+    # no checkpoint was written before the stop, so "resume from the last good checkpoint" would be false
+    assert not (out / "checkpoint.mpsp").exists()
+    advice = err.split("No checkpoint was written before it; start again with a lower learning rate: ")[1].split()
+    assert advice == ["minipsp", "train", str(out / "config.toml"), "--lr", "0.01"]   # not a tenth of 1e30
+    assert main(advice[1:] + ["--no-progress"]) == 0
+    assert minipsp.load(str(out / "checkpoint.mpsp"))["config"]["base_lr"] == 0.01
+
+
 # -- --count -------------------------------------------------------------------------------------------------
 def test_negative_counts(run, capsys):
     one_line_error(capsys, ["eval", str(run / "checkpoint.mpsp"), "--count", "-1"], "--count", "got -1", ">= 0")

@@ -203,7 +203,7 @@ def test_the_nan_stop_advice_can_be_followed(tmp_path, capsys):
     advice = str(stop.value).split("resume from it with a lower learning rate: ")[1]
     command = advice.split()
     assert command[:2] == ["minipsp", "train"] and "--resume" in command and "--lr" in command
-    # the advised command is accepted (it may diverge again at 1e5: then it stops the same way, status 1)
+    # the advised command is accepted (it may diverge again: then it stops the same way, status 1)
     assert main(command[1:] + ["--no-progress"]) in (0, 1)
     changes = [r for r in log_lines(out) if "change" in r]
-    assert changes and changes[0]["change"]["base_lr"] == [1e6, 1e5]
+    assert changes and changes[0]["change"]["base_lr"] == [1e6, 0.01]     # a tenth, at most the default
