@@ -336,10 +336,22 @@ class Trainer:
         cfg = self.cfg
         # a tenth, but never above the default (0.01, semseg's): a tenth of an absurd --lr 1e30 is absurd too
         lower = min(cfg.base_lr / 10, TrainConfig.base_lr)
-        cause = (f"The learning rate is the likely cause (--lr {cfg.base_lr:g}, the base_lr of the backbone; the "
-                 f"head trains at {cfg.base_lr * cfg.head_lr_mult:g})")
+        rate = (f"--lr {cfg.base_lr:g}, the base_lr of the backbone; the head trains at "
+                f"{cfg.base_lr * cfg.head_lr_mult:g}")
+        # settings that scale the loss or the step, set far above their defaults: suspects as much as the rate
+        unusual = [key for key in ("head_lr_mult", "aux_weight", "weight_decay")
+                   if getattr(cfg, key) > 10 * getattr(TrainConfig, key)]
+        config = os.path.join(cfg.out, "config.toml")
+        if unusual:         # they cannot change on a resume: a new run, with them at their defaults
+            settings = "; ".join(f"{key} = {getattr(cfg, key):g}, default {getattr(TrainConfig, key):g}"
+                                 for key in unusual)
+            sets = " ".join(f"--set {key}={getattr(TrainConfig, key):g}" for key in unusual)
+            overwrite = " --overwrite" if self.saved_iteration is not None else ""
+            return (f"The learning rate ({rate}) or a setting far above its default ({settings}) is the likely "
+                    f"cause; start again with those at their defaults and a lower learning rate: minipsp train "
+                    f"{config} --lr {lower:g} {sets}{overwrite}")
+        cause = f"The learning rate is the likely cause ({rate})"
         if self.saved_iteration is None:
-            config = os.path.join(cfg.out, "config.toml")
             return (f"{cause}. No checkpoint was written before it; start again with a lower learning rate: "
                     f"minipsp train {config} --lr {lower:g}")
         return (f"{cause}. The last good checkpoint is {self.path}; resume from it with a lower learning rate: "

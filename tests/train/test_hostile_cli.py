@@ -310,6 +310,17 @@ def test_an_absurd_lr_stops_naming_the_lr_and_its_advice_works(tmp_path, capsys,
     assert minipsp.load(str(out / "checkpoint.mpsp"))["config"]["base_lr"] == 0.01
 
 
+def test_a_setting_far_above_its_default_is_named_with_the_rate_and_the_advice_resets_it(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(tiny_argv(out, "--set", "aux_weight=1e308")) == 1         # the loss is inf at once
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minipsp: error: ") and "\n" not in err and "Traceback" not in err, err
+    assert "or a setting far above its default (aux_weight = 1e+308, default 0.4) is the likely cause" in err, err
+    advice = err.split("start again with those at their defaults and a lower learning rate: ")[1].split()
+    assert advice == ["minipsp", "train", str(out / "config.toml"), "--lr", "0.001", "--set", "aux_weight=0.4"]
+    assert main(advice[1:] + ["--no-progress"]) == 0
+
+
 # -- --count -------------------------------------------------------------------------------------------------
 def test_negative_counts(run, capsys):
     one_line_error(capsys, ["eval", str(run / "checkpoint.mpsp"), "--count", "-1"], "--count", "got -1", ">= 0")
