@@ -420,7 +420,7 @@ def test_a_sigkill_during_a_checkpoint_write_resumes_bit_identical(tmp_path):
     then resumed: weights, optimizer, RNG, loader state and log equal an uninterrupted run's.
 
     The kill comes at a moment the child announces, not one the test must catch by polling: the write lasts
-    milliseconds, and on a busy machine a poll missed both chances (iterations 4 and 6) now and then. The
+    milliseconds, and on a busy machine a poll can miss both chances (iterations 4 and 6). The
     child is `minipsp.cli.main` with numpy.save wrapped so that the second checkpoint's write, half its arrays
     in the temporary file, touches a file and waits there to be killed."""
     import glob
