@@ -100,7 +100,7 @@ class Tensor:
         return device_of(self.data)
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self.shape[_axis(dim, self.ndim, "size")]
 
     def numel(self):
         return int(self.data.size)
@@ -168,6 +168,10 @@ class Tensor:
             return other
         if is_cupy_array(other) or (isinstance(other, np.ndarray) and other.ndim > 0):
             return Tensor(other)
+        if not _is_operand(other):
+            # None became NaN (asarray(None, float32)), a str NumPy's "could not convert string to float"
+            raise TypeError(f"an operand of a Tensor must be a Tensor, an array, a number or a list of numbers; "
+                            f"got {type(other).__name__} {other!r:.60}")
         xp = get_array_module(self.data)
         dtype = self.dtype if self.dtype.kind == "f" and np.ndim(other) == 0 else None
         return Tensor(xp.asarray(other, dtype=dtype))
@@ -233,9 +237,13 @@ class Tensor:
 
     # Comparisons give boolean tensors without a graph, as in PyTorch.
     def __eq__(self, other):
+        if not _is_operand(other):      # t == None is False, as in torch (Python's identity fallback)
+            return NotImplemented
         return Tensor(self.data == self._operand(other).data)
 
     def __ne__(self, other):
+        if not _is_operand(other):
+            return NotImplemented
         return Tensor(self.data != self._operand(other).data)
 
     def __lt__(self, other):
@@ -342,6 +350,11 @@ class ToDevice(Function):
 
 
 # -- checking arguments ----------------------------------------------------------------------
+def _is_operand(other) -> bool:
+    """What an arithmetic op or a comparison takes besides a Tensor: an array, a number, a list of numbers."""
+    return isinstance(other, (Tensor, numbers.Number, np.generic, np.ndarray, list, tuple)) or is_cupy_array(other)
+
+
 def _axis(dim, ndim, op_name, tensor_ndim=None):
     """`dim` (negatives count from the end) as an axis in [0, ndim), or a clear error (torch's range).
 
@@ -455,12 +468,13 @@ def rand(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
 def _check_joinable(op_name, tensors, dim, same_shape):
     if not tensors:
         raise ValueError(f"{op_name}: expected a non-empty sequence of tensors")
-    tensors = [t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors]
+    tensors = [t if isinstance(t, Tensor) else Tensor(_as_array(t, op_name)) for t in tensors]
     ndim = tensors[0].ndim
+    if ndim == 0 and not same_shape:
+        raise ValueError(f"{op_name}: zero-dimensional tensors (numbers) cannot be concatenated; tensor 0 has shape "
+                         "(): stack them instead")
     limit = ndim + 1 if same_shape else ndim
-    if not -limit <= dim < limit:
-        raise ValueError(f"{op_name}: dim {dim} is out of range for tensors with {ndim} dimensions")
-    dim = dim % limit
+    dim = _axis(dim, limit, op_name, ndim)
     first = tensors[0].shape
     for i, t in enumerate(tensors[1:], start=1):
         other = t.shape

@@ -6,6 +6,8 @@ The backward of a reduction spreads dy back over the reduced axes: re-insert the
 
 from __future__ import annotations
 
+import numbers
+
 from minipsp.autograd.function import Function
 from minipsp.backend import get_array_module
 
@@ -14,10 +16,12 @@ def normalize_dims(dim, ndim, op_name):
     """`dim` (None, an int or a tuple, negatives allowed) as a sorted tuple of axes."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if not isinstance(dim, (numbers.Integral, tuple, list)):      # tuple(1.5): "'float' object is not iterable"
+        raise TypeError(f"{op_name}: dim must be an int or a tuple of ints; got {type(dim).__name__} {dim!r}")
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     out = []
     for d in dims:
-        if not isinstance(d, int) or not -max(ndim, 1) <= d < max(ndim, 1):
+        if not isinstance(d, numbers.Integral) or not -max(ndim, 1) <= d < max(ndim, 1):
             raise ValueError(f"{op_name}: dim {d!r} is out of range for a tensor with {ndim} dimensions "
                              f"(expected an int in [{-ndim}, {ndim - 1}])")
         out.append(d % max(ndim, 1))

@@ -41,7 +41,9 @@ class Permute(Function):
 
     @staticmethod
     def forward(ctx, a, dims):
-        if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
+        # a dim out of range wrapped round: permute(0, 5) of a 2-D tensor was permute(0, 1), silently
+        if not all(isinstance(d, numbers.Integral) and -max(a.ndim, 1) <= d < max(a.ndim, 1) for d in dims) or \
+                sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
             raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {a.ndim} axes "
                              f"of shape {a.shape}")
         dims = tuple(d % a.ndim for d in dims)

@@ -316,3 +316,41 @@ def test_data_loader_refuses_a_bool_batch_size_and_what_is_not_a_dataset():
            lambda: DataLoader(None, 2))                       # was "object of type 'NoneType' has no len()"
     raises(TypeError, "collate: each sample must be an (image, label) pair, as a Dataset's __getitem__ returns; "
                       "got int 1", lambda: list(DataLoader([1, 2, 3], batch_size=2)))  # "'int' is not iterable"
+
+
+# ---------------------------------------------------------------- operands, dims of reductions and joins
+@pytest.mark.parametrize("other", [None, "a", {"x": 1}, object()])
+def test_an_operand_that_is_not_a_number_is_refused(other):
+    # None was NaN (t + None: [nan, nan]), a str NumPy's "could not convert string to float"
+    with pytest.raises(TypeError):
+        torch.zeros(2) + other
+    for op in (lambda t: t + other, lambda t: other - t, lambda t: t * other, lambda t: t < other):
+        raises(TypeError, "an operand of a Tensor must be a Tensor, an array, a number or a list of numbers; got "
+                          f"{type(other).__name__}", lambda op=op: op(minipsp.zeros(2)))
+    assert (minipsp.zeros(2) == other) is (torch.zeros(2) == other) is False       # as torch: not equal
+    assert (minipsp.zeros(2) != other) is True
+
+
+@pytest.mark.parametrize("call, torch_call, error, words", [
+    (lambda t: t.permute(0, 5), lambda t: t.permute(0, 5), ValueError,       # was permute(0, 1), silently
+     "permute: dims (0, 5) are not a permutation of the 2 axes of shape (2, 3)"),
+    (lambda t: t.sum(1.5), lambda t: t.sum(1.5), TypeError,                  # "'float' object is not iterable"
+     "sum: dim must be an int or a tuple of ints; got float 1.5"),
+    (lambda t: t.size(5), lambda t: t.size(5), ValueError,                    # "tuple index out of range"
+     "size: dim 5 is out of range for a tensor with 2 dimensions (expected an int in [-2, 1])"),
+    (lambda t: minipsp.cat([t, t], 5), lambda t: torch.cat([t, t], 5), ValueError, "cat: dim 5 is out of range"),
+    (lambda t: minipsp.stack([t, t], "0"), lambda t: torch.stack([t, t], "0"), TypeError,
+     "stack: dim must be an int in [-3, 2]; got str '0'"),
+    (lambda t: minipsp.cat([1, 2]), lambda t: torch.cat([torch.tensor(1), torch.tensor(2)]), ValueError,
+     "cat: zero-dimensional tensors (numbers) cannot be concatenated"),
+])
+def test_dims_of_reductions_and_joins_are_named(call, torch_call, error, words):
+    with pytest.raises((IndexError, RuntimeError, TypeError)):
+        torch_call(torch.zeros(2, 3))
+    raises(error, words, lambda: call(minipsp.zeros(2, 3)))
+
+
+def test_numpy_ints_are_dims_too():
+    t = minipsp.zeros(2, 3)
+    assert t.sum(np.int64(1)).shape == (2,) and t.permute(np.int64(1), 0).shape == (3, 2)
+    assert minipsp.cat([t, t], np.int64(1)).shape == (2, 6) and t.size(np.int32(-1)) == 3
