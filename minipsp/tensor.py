@@ -381,6 +381,18 @@ def _sizes(shape, op_name):
     return tuple(int(n) for n in shape)
 
 
+def _dtype(dtype, op_name, floating=False):
+    """np.dtype(dtype), or a TypeError naming the op (NumPy says "data type 'floot' not understood")."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op_name}: dtype {dtype!r} is not a dtype; expected e.g. np.float32, 'float32' or "
+                        "np.int64") from None
+    if floating and dtype.kind != "f":    # normal samples cast to int64 were silently mostly zeros
+        raise TypeError(f"{op_name}: dtype must be floating point (float32 or float64); got {dtype}")
+    return dtype
+
+
 def _ragged(data, dim=0):
     """Where nested sequences first differ in length: 'at dim d: ...', or None."""
     if not isinstance(data, (list, tuple)) or not data:
@@ -419,11 +431,7 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"tensor: dtype {dtype!r} is not a dtype; expected e.g. np.float32, 'float32' or "
-                            "np.int64") from None
+        dtype = _dtype(dtype, "tensor")
     if dtype is None and not hasattr(data, "dtype"):
         array = _as_array(data, "tensor")
         if array.dtype.kind == "f":
@@ -441,19 +449,19 @@ def from_numpy(array):
 
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     shape = _sizes(shape, "zeros")
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(shape, dtype=_dtype(dtype, "zeros")), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     shape = _sizes(shape, "ones")
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(shape, dtype=_dtype(dtype, "ones")), requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Standard normal samples from minipsp's seeded generator (see `manual_seed`)."""
     from minipsp.random import get_rng
 
-    shape = _sizes(shape, "randn")
+    shape, dtype = _sizes(shape, "randn"), _dtype(dtype, "randn", floating=True)
     return Tensor(get_rng().standard_normal(shape).astype(dtype), requires_grad=requires_grad)
 
 
@@ -461,7 +469,7 @@ def rand(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
     """Uniform [0, 1) samples from minipsp's seeded generator."""
     from minipsp.random import get_rng
 
-    shape = _sizes(shape, "rand")
+    shape, dtype = _sizes(shape, "rand"), _dtype(dtype, "rand", floating=True)
     return Tensor(get_rng().random(shape).astype(dtype), requires_grad=requires_grad)
 
 

@@ -17,6 +17,7 @@ to the tensor's device, so the same seed gives the same weights on the CPU and o
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -38,6 +39,9 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
+        if param is not None and (isinstance(param, bool) or not isinstance(param, numbers.Real)
+                                  or not math.isfinite(param)):
+            raise ValueError(f"calculate_gain: the negative slope (a, param) must be a finite number; got {param!r}")
         slope = 0.01 if param is None else float(param)
         return math.sqrt(2.0 / (1 + slope ** 2))
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}; "
@@ -57,11 +61,24 @@ def _fill(tensor, values):
     return tensor
 
 
+def _finite(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number; got {value!r}")
+
+
 def uniform_(tensor, a=0.0, b=1.0):
+    _finite(a, "a", "uniform_")
+    _finite(b, "b", "uniform_")
+    if a > b:       # NumPy's "high - low < 0"
+        raise ValueError(f"uniform_: the range [a, b) needs a <= b; got a={a!r}, b={b!r}")
     return _fill(tensor, get_rng().uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
+    _finite(mean, "mean", "normal_")
+    _finite(std, "std", "normal_")
+    if std < 0:     # NumPy's "scale < 0"
+        raise ValueError(f"normal_: std must be >= 0; got {std!r}")
     return _fill(tensor, get_rng().normal(mean, std, size=tensor.shape))
 
 

@@ -7,6 +7,7 @@ checks its input and picks the kernel. Shapes: N batch, C channels, H, W spatial
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -110,6 +111,8 @@ class BatchNorm2d(Module):
         super().__init__()
         if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
             raise ValueError(f"BatchNorm2d: num_features must be a positive int; got {num_features!r}")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):     # float('a'): NumPy-less ValueError
+            raise TypeError(f"BatchNorm2d: eps must be a positive number (1e-5 by default); got {eps!r}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -220,8 +223,8 @@ class Dropout2d(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout2d: p must be between 0 and 1; got {p}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout2d: p must be a number between 0 and 1; got {p!r}")
         self.p, self.inplace = float(p), inplace
 
     def forward(self, x):

@@ -354,3 +354,33 @@ def test_numpy_ints_are_dims_too():
     t = minipsp.zeros(2, 3)
     assert t.sum(np.int64(1)).shape == (2,) and t.permute(np.int64(1), 0).shape == (3, 2)
     assert minipsp.cat([t, t], np.int64(1)).shape == (2, 6) and t.size(np.int32(-1)) == 3
+
+
+# ---------------------------------------------------------------- layer hyper-parameters, init, dtypes of new tensors
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: minipsp.nn.Dropout2d("0.5"), ValueError, "Dropout2d: p must be a number between 0 and 1; got '0.5'"),
+    (lambda: minipsp.nn.BatchNorm2d(3, eps="a"), TypeError,                       # float('a')'s message
+     "BatchNorm2d: eps must be a positive number (1e-5 by default); got 'a'"),
+    (lambda: minipsp.nn.init.kaiming_uniform_(minipsp.nn.Conv2d(3, 4, 3).weight, a=float("nan")), ValueError,
+     "calculate_gain: the negative slope (a, param) must be a finite number; got nan"),  # NumPy's OverflowError
+    (lambda: minipsp.nn.init.uniform_(minipsp.nn.Conv2d(3, 4, 3).weight, 1, -1), ValueError,
+     "uniform_: the range [a, b) needs a <= b; got a=1, b=-1"),                   # NumPy's "high - low < 0"
+    (lambda: minipsp.nn.init.uniform_(minipsp.nn.Conv2d(3, 4, 3).weight, 0, float("inf")), ValueError,
+     "uniform_: b must be a finite number; got inf"),
+    (lambda: minipsp.nn.init.normal_(minipsp.nn.Conv2d(3, 4, 3).weight, 0, -1), ValueError,
+     "normal_: std must be >= 0; got -1"),                                         # NumPy's "scale < 0"
+    (lambda: minipsp.zeros(2, dtype="floot"), TypeError, "zeros: dtype 'floot' is not a dtype"),
+    (lambda: minipsp.randn(2, dtype=np.int64), TypeError,                         # was silently mostly zeros
+     "randn: dtype must be floating point (float32 or float64); got int64"),
+    (lambda: minipsp.rand(2, dtype=np.bool_), TypeError, "rand: dtype must be floating point"),
+])
+def test_layer_init_and_dtype_arguments_are_named(call, error, words):
+    raises(error, words, call)
+
+
+def test_what_torch_takes_there_is_taken():
+    assert minipsp.nn.Dropout2d(np.float32(0.5)).p == 0.5 and minipsp.nn.BatchNorm2d(3, eps=np.float64(1e-3)).eps
+    weight = minipsp.nn.Conv2d(3, 4, 3).weight
+    minipsp.nn.init.uniform_(weight, 0.5, 0.5)
+    minipsp.nn.init.normal_(weight, 0, 0)
+    assert (weight.data == 0).all() and minipsp.zeros(2, dtype=np.int64).dtype == np.int64
