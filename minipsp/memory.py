@@ -69,6 +69,9 @@ def activation_count(cfg) -> int:
         per_block = planes * (2 + expansion) if bottleneck else 2 * planes
         count += blocks * per_block * at[4 if stage == 0 else 8]          # stages 2-4 stay at stride 8
     count += 8 * w * at[8]                                               # the head's 3x3 conv
+    if cfg.use_ppm:      # each bin's pooled map: bins=1,2,3,1000000 would pool to 10^12 cells per channel
+        reduction = cfg.reduction_dim or max(8 * w * expansion // len(cfg.bins), 1)
+        count += sum(reduction * b * b for b in cfg.bins)
     count += (2 if cfg.aux else 1) * (cfg.classes or 1) * side * side     # logits upsampled to the crop
     return count
 
@@ -130,9 +133,12 @@ def human(n: float) -> str:
 def _refuse(cfg, what, needed, available):
     shape = f", batch {cfg.batch_size} of {cfg.crop_size} x {cfg.crop_size} crops" if what == "a training step" else ""
     # the classes too: --classes 10**9 alone makes the head's logits too big, and the advice must name it
+    side = -(-cfg.crop_size // 8)           # the feature map's side, which the pyramid's bins divide
+    bins = (f", or the pyramid's bins {list(cfg.bins)} (--set bins=...: {max(cfg.bins)} bins on a {side} x {side} "
+            f"feature map)" if shape and cfg.use_ppm and max(cfg.bins) > side else "")
     raise ConfigError(f"{what} of PSPNet-{cfg.layers} at width {cfg.width}, {cfg.classes} classes{shape} needs at "
                       f"least {human(needed)}, but {cfg.device} has {human(available)} available; lower --width, "
-                      + ("--classes, --batch-size or --crop-size" if shape else "--classes"))
+                      + ("--classes, --batch-size or --crop-size" if shape else "--classes") + bins)
 
 
 def check_training_fits(cfg, available=None) -> None:

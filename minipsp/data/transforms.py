@@ -116,6 +116,13 @@ class RandScale(Transform):
             aspect = np.sqrt(lo + (hi - lo) * rng.random())
         h, w = label.shape
         height, width = max(1, round(h * s / aspect)), max(1, round(w * s * aspect))
+        if height * width > 2 * Image.MAX_IMAGE_PIXELS:    # scale_max=1e300: PIL's OverflowError, or a MemoryError
+            from minipsp.data.dataset import DatasetError
+
+            raise DatasetError(f"RandScale: a scale of {s:.3g} makes a {h} x {w} image {height:.3g} x {width:.3g} "
+                               f"pixels, more than PIL's limit of {2 * Image.MAX_IMAGE_PIXELS:,} (2 x "
+                               f"Image.MAX_IMAGE_PIXELS); lower the scale range {self.scale} (config keys scale_min "
+                               f"and scale_max; semseg's is 0.5 to 2)")
         return _resize_image(image, width, height), _resize_label(label, width, height)
 
     def __repr__(self):

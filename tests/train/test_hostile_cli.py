@@ -321,6 +321,19 @@ def test_a_setting_far_above_its_default_is_named_with_the_rate_and_the_advice_r
     assert main(advice[1:] + ["--no-progress"]) == 0
 
 
+def test_an_absurd_scale_range_is_named_not_an_overflow(tmp_path, capsys):
+    # PIL's "OverflowError: Python int too large to convert to C long" from the first batch's RandScale
+    one_line_error(capsys, tiny_argv(tmp_path / "r", "--set", "scale_max=1e300"), "RandScale: a scale of",
+                   "more than PIL's limit", "config keys scale_min and scale_max")
+
+
+def test_bins_beyond_the_feature_map_are_in_the_memory_estimate(tmp_path, capsys):
+    # a MemoryError (466 TiB) from the pyramid's adaptive pooling
+    one_line_error(capsys, tiny_argv(tmp_path / "r", "--set", "bins=1,2,3,1000000"), "needs at least",
+                   "the pyramid's bins [1, 2, 3, 1000000] (--set bins=...: 1000000 bins on a 5 x 5 feature map)")
+    assert not (tmp_path / "r").exists()
+
+
 # -- --count -------------------------------------------------------------------------------------------------
 def test_negative_counts(run, capsys):
     one_line_error(capsys, ["eval", str(run / "checkpoint.mpsp"), "--count", "-1"], "--count", "got -1", ">= 0")
