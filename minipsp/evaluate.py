@@ -89,11 +89,29 @@ def window_starts(size, crop, stride):
     return [min(i * stride, size - crop) for i in range(count)]
 
 
-def slide_process(model, image, num_classes, crop, stride_rate=2 / 3, flip=False):
+def _check_fits(image, num_classes, height, width, advice):
+    """Refuse, as one ConfigError, arrays of height x width that cannot fit: --crop-size 100001 or a base_size
+    of 10**8 were a MemoryError (or the OOM killer) deep inside. A lower bound: the padded image, the
+    probabilities and the window counts, float32."""
+    from minipsp import memory
+    from minipsp.backend import device_of
+    from minipsp.config import ConfigError
+
+    needed = 4 * (3 + num_classes + 1) * height * width
+    device = device_of(image)
+    available = memory.available_bytes(device)
+    if available is not None and needed > available:
+        raise ConfigError(f"evaluating a {image.shape[1]} x {image.shape[2]} image over {height} x {width} pixels "
+                          f"({num_classes} classes) needs at least {memory.human(needed)}, but {device} has "
+                          f"{memory.human(available)} available; {advice}")
+
+
+def slide_process(model, image, num_classes, crop, stride_rate=2 / 3, flip=False, advice=None):
     """Sliding-window probabilities (K, H, W) of an image (3, H, W)."""
     xp = get_array_module(image)
     _, H, W = image.shape
     pad_h, pad_w = max(crop - H, 0), max(crop - W, 0)
+    _check_fits(image, num_classes, H + pad_h, W + pad_w, advice or f"lower --crop-size (got {crop})")
     top, left = pad_h // 2, pad_w // 2                 # semseg pads both sides, half each
     padded = xp.zeros((3, H + pad_h, W + pad_w), dtype=image.dtype)
     padded[:, top:top + H, left:left + W] = image
@@ -121,8 +139,11 @@ def multiscale_process(model, image, num_classes, crop, scales=MULTI_SCALES, bas
         else:
             size = (round(long_side / W * H), long_side)
         size = (max(1, size[0]), max(1, size[1]))     # a 1-pixel side at scale 0.5 would round to 0
+        advice = (f"lower base_size (got {base_size}; 0: the image's own)" if base_size else "lower eval_scales") + \
+            f" or --crop-size (got {crop}): scale {scale:g} makes the long side {long_side}"
+        _check_fits(image, num_classes, max(size[0], crop), max(size[1], crop), advice)
         scaled = _resize(image, size)
-        probs = slide_process(model, scaled, num_classes, crop, stride_rate, flip)
+        probs = slide_process(model, scaled, num_classes, crop, stride_rate, flip, advice)
         total = total + _resize(probs, (H, W))
     return total / len(scales)
 

@@ -334,6 +334,18 @@ def test_bins_beyond_the_feature_map_are_in_the_memory_estimate(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("extra, words", [
+    (["--mode", "slide", "--crop-size", "100001"], ["over 100001 x 100001 pixels", "lower --crop-size (got 100001)"]),
+    (["--mode", "multiscale", "--set", "base_size=100000000"],
+     ["over 50000000 x 50000000 pixels", "lower base_size (got 100000000; 0: the image's own)"]),
+])
+def test_eval_windows_or_scales_that_cannot_fit_are_refused(checkpoint, capsys, monkeypatch, extra, words):
+    # were MemoryError tracebacks (112 GiB, 26.6 PiB) from inside the sliding window
+    monkeypatch.setattr(minipsp.memory, "available_bytes", lambda device="cpu": 16 * 10**9)
+    one_line_error(capsys, ["eval", checkpoint, "--no-progress", *extra], "needs at least", "16.0 GB available",
+                   *words)
+
+
 # -- --count -------------------------------------------------------------------------------------------------
 def test_negative_counts(run, capsys):
     one_line_error(capsys, ["eval", str(run / "checkpoint.mpsp"), "--count", "-1"], "--count", "got -1", ">= 0")
