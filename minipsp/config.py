@@ -340,11 +340,19 @@ def parse_value(key: str, text: str):
         if base is float:
             return float(text)
         if base is tuple:
-            return tuple(float(v) if "." in v else int(v) for v in text.strip("[]()").split(",") if v.strip())
+            # int where it is one, else float: "5e-1" and "1e3" are numbers too (int() refused them)
+            return tuple(_int_or_float(v) for v in text.strip("[]()").split(",") if v.strip())
     except ValueError:
         _fail(key, text, {bool: "true or false", int: "an integer", float: "a number",
                           tuple: "comma-separated numbers"}[base])
     return text
+
+
+def _int_or_float(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def to_toml(cfg: TrainConfig) -> str:

@@ -89,6 +89,11 @@ def window_starts(size, crop, stride):
     return [min(i * stride, size - crop) for i in range(count)]
 
 
+def _n(count: int) -> str:
+    """A pixel count as text: 3 digits past a billion (a scale of 1e300 gives a 300-digit side)."""
+    return f"{count}" if count < 10**9 else f"{float(min(count, 10**307)):.3g}"
+
+
 def _check_fits(image, num_classes, height, width, advice):
     """Refuse, as one ConfigError, arrays of height x width that cannot fit: --crop-size 100001 or a base_size
     of 10**8 were a MemoryError (or the OOM killer) deep inside. A lower bound: the padded image, the
@@ -101,8 +106,8 @@ def _check_fits(image, num_classes, height, width, advice):
     device = device_of(image)
     available = memory.available_bytes(device)
     if available is not None and needed > available:
-        raise ConfigError(f"evaluating a {image.shape[1]} x {image.shape[2]} image over {height} x {width} pixels "
-                          f"({num_classes} classes) needs at least {memory.human(needed)}, but {device} has "
+        raise ConfigError(f"evaluating a {image.shape[1]} x {image.shape[2]} image over {_n(height)} x {_n(width)} "
+                          f"pixels ({num_classes} classes) needs at least {memory.human(needed)}, but {device} has "
                           f"{memory.human(available)} available; {advice}")
 
 
@@ -140,7 +145,7 @@ def multiscale_process(model, image, num_classes, crop, scales=MULTI_SCALES, bas
             size = (round(long_side / W * H), long_side)
         size = (max(1, size[0]), max(1, size[1]))     # a 1-pixel side at scale 0.5 would round to 0
         advice = (f"lower base_size (got {base_size}; 0: the image's own)" if base_size else "lower eval_scales") + \
-            f" or --crop-size (got {crop}): scale {scale:g} makes the long side {long_side}"
+            f" or --crop-size (got {crop}): scale {scale:g} makes the long side {_n(long_side)}"
         _check_fits(image, num_classes, max(size[0], crop), max(size[1], crop), advice)
         scaled = _resize(image, size)
         probs = slide_process(model, scaled, num_classes, crop, stride_rate, flip, advice)

@@ -123,6 +123,7 @@ def available_bytes(device="cpu"):
 
 
 def human(n: float) -> str:
+    n = min(n, 10**307)     # an int beyond a float (eval_scales=1e300, squared): "at least" holds for the bound
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB"):
         if n < 1000 or unit == "EB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}" if n < 1000 else f"{n:.3g} {unit}"

@@ -338,12 +338,24 @@ def test_bins_beyond_the_feature_map_are_in_the_memory_estimate(tmp_path, capsys
     (["--mode", "slide", "--crop-size", "100001"], ["over 100001 x 100001 pixels", "lower --crop-size (got 100001)"]),
     (["--mode", "multiscale", "--set", "base_size=100000000"],
      ["over 50000000 x 50000000 pixels", "lower base_size (got 100000000; 0: the image's own)"]),
+    (["--mode", "multiscale", "--set", "eval_scales=1e300"],          # was "expected comma-separated numbers",
+     ["over 3.3e+301 x 3.3e+301 pixels", "lower eval_scales"]),        # then an OverflowError traceback
 ])
 def test_eval_windows_or_scales_that_cannot_fit_are_refused(checkpoint, capsys, monkeypatch, extra, words):
     # were MemoryError tracebacks (112 GiB, 26.6 PiB) from inside the sliding window
     monkeypatch.setattr(minipsp.memory, "available_bytes", lambda device="cpu": 16 * 10**9)
     one_line_error(capsys, ["eval", checkpoint, "--no-progress", *extra], "needs at least", "16.0 GB available",
                    *words)
+
+
+def test_numbers_in_exponent_form_are_numbers_in_a_list(run, capsys):
+    # int("5e-1") failed, and the message said "expected comma-separated numbers" of a list of numbers
+    from minipsp.config import parse_value
+
+    assert parse_value("eval_scales", "5e-1,1e0,1.5") == (0.5, 1.0, 1.5)
+    assert parse_value("bins", "1,2,3,6") == (1, 2, 3, 6)
+    one_line_error(capsys, ["eval", str(run / "checkpoint.mpsp"), "--set", "eval_scales=0.5,inf"],
+                   "config key 'eval_scales': got (0.5, inf), expected a list of numbers")
 
 
 # -- --count -------------------------------------------------------------------------------------------------
