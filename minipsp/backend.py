@@ -136,7 +136,7 @@ def device_of(x) -> str:
 def normalize_device(device) -> str:
     """Accept 'cpu', 'cuda', 'cuda:0' (only one GPU is used); refuse anything else."""
     name = str(device)
-    if name == "cpu":
+    if name == "cpu" or name == "cpu:0":        # torch's spelling of the one CPU device too
         return "cpu"
     if name == "cuda" or name == "cuda:0":
         return "cuda"

@@ -968,6 +968,9 @@ def load_checkpoint(model, checkpoint, strict=True):
     A key that does not fit (missing, unexpected or of another shape) is named in the RuntimeError
     (semseg itself loads with strict=False, which silently ignores them). Returns (missing, unexpected).
     """
+    if not hasattr(model, "load_state_dict"):
+        raise TypeError(f"load_checkpoint: model must be a minipsp.nn.Module (the network to load into); got "
+                        f"{type(model).__name__}")
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = load(checkpoint)
     return model.load_state_dict(extract_state_dict(checkpoint), strict=strict)

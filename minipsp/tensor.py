@@ -143,7 +143,10 @@ class Tensor:
         return self.to("cuda")
 
     def astype(self, dtype):
-        dtype = np.dtype(dtype)
+        if dtype is None:           # np.dtype(None) is float64: t.to(None) was a silent cast
+            raise TypeError("to/astype: expected a device ('cpu', 'cuda') or a dtype (np.float32, 'float64', ...); "
+                            "got None")
+        dtype = _dtype(dtype, "to/astype")
         if dtype == self.dtype:
             return self
         if dtype.kind == "f" and self.requires_grad:
@@ -439,7 +442,7 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     else:
         array = to_numpy(data) if is_cupy_array(data) else _as_array(data, "tensor")
         array = array.astype(dtype if dtype is not None else array.dtype, copy=True)
-    return Tensor(to_device(array, device), requires_grad=requires_grad)
+    return Tensor(to_device(array, "cpu" if device is None else device), requires_grad=requires_grad)
 
 
 def from_numpy(array):

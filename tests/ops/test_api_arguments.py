@@ -384,3 +384,21 @@ def test_what_torch_takes_there_is_taken():
     minipsp.nn.init.uniform_(weight, 0.5, 0.5)
     minipsp.nn.init.normal_(weight, 0, 0)
     assert (weight.data == 0).all() and minipsp.zeros(2, dtype=np.int64).dtype == np.int64
+
+
+# ---------------------------------------------------------------- devices, casts, load_checkpoint
+def test_to_names_what_is_neither_a_device_nor_a_dtype():
+    t = minipsp.zeros(2)
+    raises(TypeError, "to/astype: expected a device ('cpu', 'cuda') or a dtype", lambda: t.to(None))  # float64
+    raises(TypeError, "to/astype: dtype 'float99' is not a dtype", lambda: t.to("float99"))   # NumPy's message
+    raises(ValueError, "device must be 'cpu' or 'cuda'; got 'tpu'", lambda: t.to("tpu"))
+    # what torch takes: device=None (the default device) and 'cpu:0'
+    assert torch.tensor([1.0], device=None).device.type == "cpu" and torch.zeros(2).to("cpu:0").device.type == "cpu"
+    assert minipsp.tensor([1.0], device=None).device == "cpu" and t.to("cpu:0").device == "cpu"
+    assert t.to("float64").dtype == np.float64 and t.to(np.int64).dtype == np.int64
+
+
+def test_load_checkpoint_names_a_model_that_is_not_one(tmp_path):
+    minipsp.save({"weight": np.zeros(3)}, tmp_path / "c.mpsp")
+    raises(TypeError, "load_checkpoint: model must be a minipsp.nn.Module (the network to load into); got NoneType",
+           lambda: minipsp.load_checkpoint(None, tmp_path / "c.mpsp"))     # was AttributeError
