@@ -25,14 +25,18 @@ batch 8 of 49 px crops, so 25, 13 and 7 px maps; evaluation: one 65 px image, 33
 1 x 9 x 9 = 81 outputs, im2col / F(2x2) / F(4x4) ms: 512 channels dilation 4 18.1 / 31.6 / 58.2,
 1024 -> 512 36.2 / 60.9 / 97.5; 2 x 9 x 9 = 162: 29.1 / 42.7 / 59.0; 8 x 7 x 7 = 392: even
 (73.7 / 78.9 / 203 at 512 channels dilation 4, 155 / 142 / 157 at 1024 -> 512); 8 x 9 x 9 = 648:
-F(2x2) 1.2-1.4x faster than im2col (the 65 px rows above). The default ('auto') takes F(2x2) even where
-F(4x4) is faster, for accuracy: F(4x4)'s float32 error is ~10x a direct convolution's per layer,
-and PSPNet-18's float32 gradients then miss the torch parity check (6e-4 from float64 in relative
-L2, 2e-4 allowed, torch 3e-5). MINIPSP_CONV=fast takes the table's F(4x4) rows too.
+F(2x2) 1.2-1.4x faster than im2col (the 65 px rows above).
+
+The default ('auto') takes F(4x4) where it is fastest. Until 2026-12-02 it took F(2x2) everywhere, for
+accuracy: with Lavin & Gray's points 0, +-1, +-2 F(4x4)'s float32 error was ~10x a direct
+convolution's per layer and PSPNet-18's float32 gradients missed the torch parity check (6e-4 from
+float64 in relative L2, 2e-4 allowed). With the points 0, +-3/2, +-2/3 (winograd.py) it is ~4x a
+direct convolution's per layer (winograd.ERROR_BOUND: 1e-5 of the output's scale) and 5.6e-5 on the
+parity check (torch 2.8e-5). 'fast' is now the same table (kept as a name for scripts).
 
 The environment variable MINIPSP_CONV overrides the table, for tests and teaching:
-    auto       the table's F(2x2) choices (the default)
-    fast       the table with F(4x4) where it is fastest (float32 error ~1e-5 of the output's scale)
+    auto       the table: F(4x4) or F(2x2) where Winograd pays, else im2col (the default)
+    fast       the same as auto
     im2col     im2col + GEMM everywhere
     winograd   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (also winograd4)
     winograd2  Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution
@@ -50,12 +54,9 @@ MIN_OUTPUTS = 512
 CHOICES = ("auto", "fast", "im2col", "winograd", "winograd2", "winograd4")
 
 # (smallest min(C_in, C_out), largest waste of F(4x4), forward and dx algorithm, dw algorithm)
-CROSSOVERS = {
-    # F(2x2) wherever Winograd pays: as accurate as im2col in float32 (winograd.ERROR_BOUND)
-    "auto": [(8, float("inf"), "winograd2", "winograd2")],
-    # F(4x4) too where it measured fastest: 10-25% faster again, but 10x the float32 error per layer
-    "fast": [(8, 1.5, "winograd4", "winograd4"), (8, float("inf"), "winograd2", "winograd2")],
-}
+# F(4x4) where its tiles fit (10-25% faster than F(2x2)), F(2x2) elsewhere; float32 errors in winograd.ERROR_BOUND
+TABLE = [(8, 1.5, "winograd4", "winograd4"), (8, float("inf"), "winograd2", "winograd2")]
+CROSSOVERS = {"auto": TABLE, "fast": TABLE}
 
 
 def forced():

@@ -16,14 +16,25 @@ correlation), A^T interpolates. F(2, 3), points 0, 1, -1 and infinity (4 multipl
            [0,-1, 1, 0],          [1/2,-1/2, 1/2],
            [0, 1, 0,-1]]          [  0,   0,   1]]
 
-F(4, 3), points 0, 1, -1, 2, -2 and infinity (6 multiplications, not 12):
+F(4, 3), points 0, 3/2, -3/2, 2/3, -2/3 and infinity (6 multiplications, not 12), each column of
+A^T and row of B^T scaled so that both are integers (the scales go into G, which is applied in
+float64 to the weights; a scaling moves nothing in exact arithmetic):
 
-    B^T = [[4, 0,-5, 0, 1, 0],     G = [[ 1/4,     0,    0],     A^T = [[1, 1, 1, 1, 1, 0],
-           [0,-4,-4, 1, 1, 0],          [-1/6,  -1/6, -1/6],            [0, 1,-1, 2,-2, 0],
-           [0, 4,-4,-1, 1, 0],          [-1/6,   1/6, -1/6],            [0, 1, 1, 4, 4, 0],
-           [0,-2,-1, 2, 1, 0],          [1/24,  1/12,  1/6],            [0, 1,-1, 8,-8, 1]]
-           [0, 2,-1,-2, 1, 0],          [1/24, -1/12,  1/6],
-           [0, 4, 0,-5, 0, 1]]          [   0,     0,    1]]
+    B^T = [[36,  0,-97,  0, 36,  0],     G = 1/4680 [[130,  0,   0],     A^T = [[1,  8,  8, 27, 27, 0],
+           [ 0,-12, -8, 27, 18,  0],                 [  4,  6,   9],            [0, 12,-12, 18,-18, 0],
+           [ 0, 12, -8,-27, 18,  0],                 [  4, -6,   9],            [0, 18, 18, 12, 12, 0],
+           [ 0,-18,-27,  8, 12,  0],                 [ -9, -6,  -4],            [0, 27,-27,  8, -8, 1]]
+           [ 0, 18,-27, -8, 12,  0],                 [ -9,  6,  -4],
+           [ 0, 36,  0,-97,  0, 36]]                 [  0,  0, 130]]
+
+(Column j of A^T is 8 or 27 times (1, p, p^2, p^3) for p = +-3/2, +-2/3.) Lavin & Gray's F(4, 3) uses
+the points 0, +-1, +-2: B^T = [[4, 0,-5, 0, 1, 0], [0,-4,-4, 1, 1, 0], ...], A^T with columns
+(1, +-2, 4, +-8). Its float32 error is 4x larger (below): the rows of A^T for the points +-2 grow as 2^i
+while those for +-1 do not, so the final sum cancels terms of very different sizes. Points that are
+reciprocal pairs (p, 1/p), here 3/2 and 2/3, keep the rows balanced; Barabasz, Anderson, Soodhalter &
+Gregg (2018) make this argument, and among the points 0 and four of +-1, +-2, +-1/2, +-1/4, +-3/2,
++-2/3, +-3, +-4 these measured the most accurate (a float32 simulation, C = 128 channels, 18 x 18 maps:
+1.6e-6 against 7.6e-6 for 0, +-1, +-2 and 2.4e-6 for the next best set).
 
 2-D by nesting (the 1-D algorithm along rows, then along columns): for an alpha x alpha input tile
 d and a 3x3 filter g, the m x m output tile is
@@ -52,15 +63,17 @@ Numerics (float32, measured against the float64 reference on PSPNet's 3x3 layer 
 tests/ops/test_conv2d_winograd.py and benchmarks/README.md): the largest error relative to the
 output's largest magnitude, max|y - y64| / max|y64|, of y, dx and dw, batch 2, He-initialised weights:
 
-    im2col   1.5e-7 .. 7.0e-7        ERROR_BOUND (what the tests hold): 2e-6
-    F(2x2)   2.9e-7 .. 7.2e-7                                            3e-6
-    F(4x4)   4.4e-6 .. 1.2e-5                                            3e-5
+    im2col   2.2e-7 .. 8.1e-7        ERROR_BOUND (what the tests hold): 2e-6
+    F(2x2)   3.2e-7 .. 8.5e-7                                            3e-6
+    F(4x4)   8.4e-7 .. 3.2e-6                                            1e-5
+             (4.4e-6 .. 1.2e-5 with the points 0, +-1, +-2)
 
-F(2x2) is as accurate as im2col; F(4x4) loses about one decimal digit: its transforms have entries
-up to 5 (B^T) and 8 (A^T), so the transformed values are up to ~25x and ~64x larger than the result
-that their sum cancels down to, and float32 rounding of those large terms is what remains. Through
-a whole network this shows: PSPNet-18's float32 parameter gradients (tests/models' parity check,
-33 px) are 6e-4 from float64 in relative L2 with F(4x4) forced everywhere, 3e-5 with torch.
+F(2x2) is as accurate as im2col; F(4x4) loses about half a decimal digit: the transformed values
+are larger than the result that their sum cancels down to, and float32 rounding of those large terms
+(most of it in the GEMM's sums over channels) is what remains. Through a whole network this shows:
+PSPNet-18's float32 parameter gradients (tests/models' parity check, 33 px) are 5.6e-5 from float64
+in relative L2 with F(4x4) forced everywhere (F(2x2) 3.2e-5, torch 2.8e-5; the check allows 2e-4); with
+the points 0, +-1, +-2 they were 6e-4, and F(4x4) could not be the default.
 Ref: Winograd 1980; Lavin & Gray, Fast Algorithms for Convolutional Neural Networks, CVPR 2016.
 """
 
@@ -74,16 +87,15 @@ MATRICES = {
     2: dict(BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64),
             G=np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
             AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)),
-    4: dict(BT=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64),
-            G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                        [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-            AT=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-                        dtype=np.float64)),
+    4: dict(BT=np.array([[36, 0, -97, 0, 36, 0], [0, -12, -8, 27, 18, 0], [0, 12, -8, -27, 18, 0],
+                         [0, -18, -27, 8, 12, 0], [0, 18, -27, -8, 12, 0], [0, 36, 0, -97, 0, 36]], dtype=np.float64),
+            G=np.array([[130, 0, 0], [4, 6, 9], [4, -6, 9], [-9, -6, -4], [-9, 6, -4], [0, 0, 130]]) / 4680,
+            AT=np.array([[1, 8, 8, 27, 27, 0], [0, 12, -12, 18, -18, 0], [0, 18, 18, 12, 12, 0],
+                         [0, 27, -27, 8, -8, 1]], dtype=np.float64)),
 }
 
 # max|y - y64| / max|y64| in float32 (measured: see the module docstring)
-ERROR_BOUND = {"im2col": 2e-6, 2: 3e-6, 4: 3e-5}
+ERROR_BOUND = {"im2col": 2e-6, 2: 3e-6, 4: 1e-5}
 
 # Bytes of V (one group's transformed input) per GEMM batch: a few MB keeps V and M in the cache
 # between the transform that writes them and the GEMM that reads them; small maps go as one group.
@@ -95,31 +107,32 @@ PARALLEL_MIN_SIZE = 1 << 23
 
 
 # ---------------------------------------------------------------- 1-D transforms (hard-coded matrices)
-# k holds the constants 2, 4, 5, 8 in the array's dtype: a literal 4 times a float32 is float64 in Numba.
+# k holds the constants 8, 12, 18, 27, 36, 97 in the array's dtype: a literal 8 times a float32 is
+# float64 in Numba. They are integers, so exact in float32 too.
 
 @njit(cache=True, inline="always")
 def _bt4(d0, d1, d2, d3, d4, d5, k):
     """B^T d for F(4, 3)."""
-    two, four, five = k[0], k[1], k[2]
-    a, b = d4 - four * d2, d3 - four * d1
-    c, e = d4 - d2, two * (d3 - d1)
-    return four * d0 - five * d2 + d4, a + b, a - b, c + e, c - e, four * d1 - five * d3 + d5
+    c8, c12, c18, c27, c36, c97 = k[0], k[1], k[2], k[3], k[4], k[5]
+    a, b = c18 * d4 - c8 * d2, c27 * d3 - c12 * d1
+    c, e = c12 * d4 - c27 * d2, c8 * d3 - c18 * d1
+    return c36 * (d0 + d4) - c97 * d2, a + b, a - b, c + e, c - e, c36 * (d1 + d5) - c97 * d3
 
 
 @njit(cache=True, inline="always")
 def _at4(m0, m1, m2, m3, m4, m5, k):
     """A^T m for F(4, 3)."""
-    two, four, eight = k[0], k[1], k[3]
+    c8, c12, c18, c27 = k[0], k[1], k[2], k[3]
     p, q, r, s = m1 + m2, m1 - m2, m3 + m4, m3 - m4
-    return m0 + p + r, q + two * s, p + four * r, q + eight * s + m5
+    return m0 + c8 * p + c27 * r, c12 * q + c18 * s, c18 * p + c12 * r, c27 * q + c8 * s + m5
 
 
 @njit(cache=True, inline="always")
 def _a4(e0, e1, e2, e3, k):
     """A e for F(4, 3): the adjoint of the output transform (dy tile -> alpha values)."""
-    two, four, eight = k[0], k[1], k[3]
-    p, q = e0 + e2, e1 + e3
-    p2, q2 = e0 + four * e2, two * e1 + eight * e3
+    c8, c12, c18, c27 = k[0], k[1], k[2], k[3]
+    p, q = c8 * e0 + c18 * e2, c12 * e1 + c27 * e3
+    p2, q2 = c27 * e0 + c12 * e2, c18 * e1 + c8 * e3
     return e0, p + q, p - q, p2 + q2, p2 - q2, e3
 
 
@@ -340,25 +353,27 @@ def _grad_serial(dy, Z, table, tiles_per_image, dilation, m, k):
 # ---------------------------------------------------------------- filter transforms
 # Loops over (co, c) with c innermost (weight pre-transposed to (C_out, 3, 3, C_in)), so that every
 # read and write is contiguous along c. At 512 x 512 channels this is 2.4M small transforms: in
-# generic loops it took ~40 ms, as long as the GEMMs of a 17 x 17 map. kg holds 1/4, 1/6, 1/12, 1/24
-# (F(4, 3)) or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the dtype (in float32
-# these transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result is rounded.
+# generic loops it took ~40 ms, as long as the GEMMs of a 17 x 17 map. kg holds 1/4680 and the
+# integers 4, 6, 9, 130 (F(4, 3)) or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the
+# dtype (in float32 these transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result
+# is rounded.
 
 @njit(cache=True, inline="always")
 def _g4(g0, g1, g2, kg):
     """G g for F(4, 3)."""
-    quarter, sixth, twelfth, twenty_fourth = kg[0], kg[1], kg[2], kg[3]
-    a, b = (g0 + g2) * sixth, g1 * sixth
-    c, e = g0 * twenty_fourth + g2 * sixth, g1 * twelfth
-    return g0 * quarter, -(a + b), b - a, c + e, c - e, g2
+    scale, c4, c6, c9, c130 = kg[0], kg[1], kg[2], kg[3], kg[4]
+    a, b = (c4 * g0 + c9 * g2) * scale, c6 * g1 * scale
+    c = -(c9 * g0 + c4 * g2) * scale
+    return c130 * g0 * scale, a + b, a - b, c - b, c + b, c130 * g2 * scale
 
 
 @njit(cache=True, inline="always")
 def _gt4(u0, u1, u2, u3, u4, u5, kg):
     """G^T u for F(4, 3) (the adjoint, for dw)."""
-    quarter, sixth, twelfth, twenty_fourth = kg[0], kg[1], kg[2], kg[3]
+    scale, c4, c6, c9, c130 = kg[0], kg[1], kg[2], kg[3], kg[4]
     p, q = u1 + u2, u3 + u4
-    return u0 * quarter - p * sixth + q * twenty_fourth, (u2 - u1) * sixth + (u3 - u4) * twelfth, (q - p) * sixth + u5
+    return ((c130 * u0 + c4 * p - c9 * q) * scale, c6 * ((u1 - u2) - (u3 - u4)) * scale,
+            (c9 * p - c4 * q + c130 * u5) * scale)
 
 
 @njit(cache=True, inline="always")
@@ -432,7 +447,7 @@ def _filter_transform_adjoint(dU, dwt, m, kg):
 
 
 def _filter_constants(m):
-    return np.array([1 / 4, 1 / 6, 1 / 12, 1 / 24] if m == 4 else [1 / 2], dtype=np.float64)
+    return np.array([1 / 4680, 4, 6, 9, 130] if m == 4 else [1 / 2], dtype=np.float64)
 
 
 # ---------------------------------------------------------------- the convolutions
@@ -450,7 +465,7 @@ def _planes(alpha2, rows, columns, dtype):
 
 
 def _constants(dtype):
-    return np.array([2, 4, 5, 8], dtype=dtype)
+    return np.array([8, 12, 18, 27, 36, 97], dtype=dtype)
 
 
 def _groups(N, bytes_per_image, filter_bytes):
