@@ -100,10 +100,13 @@ ERROR_BOUND = {"im2col": 2e-6, 2: 3e-6, 4: 1e-5}
 # Bytes of V (one group's transformed input) per GEMM batch: a few MB keeps V and M in the cache
 # between the transform that writes them and the GEMM that reads them; small maps go as one group.
 TILES_BUDGET = 8 << 20
-# A transform loop runs in parallel (prange over channels) only above this many elements of V: as in
-# cpu.py, a parallel loop on a shared 2-core machine waits for its slowest thread (measured at 2 x 64 x
-# 33 x 33, F(2x2) forward + backward: 11-16 ms serial, 28-31 ms parallel).
-PARALLEL_MIN_SIZE = 1 << 23
+# A transform loop runs in parallel (prange over channels) only above this many elements of V (1 MB):
+# on gradient checks' tiny arrays waking the threads costs more than the work. Above it the transforms
+# are most of a Winograd conv's time and the GEMMs already use both cores; measured 2026-12-02 on 2
+# cores, load ~1, 8 x 64 x 64 x 64 dilation 2, forward + dx + dw: F(2x2) 104 ms serial transforms,
+# 75 ms parallel; F(4x4) 50 and 45 ms. (On 2026-12-01, at load 4-12, the serial loops were faster:
+# a parallel loop waits for its slowest thread, and one not scheduled stalls it.)
+PARALLEL_MIN_SIZE = 1 << 18
 
 
 # ---------------------------------------------------------------- 1-D transforms (hard-coded matrices)
@@ -202,6 +205,47 @@ def _input_tile4(x, V, n, c, tile, h0, dh, hr, u0, w0, dw, wr, v0, k):
 
 
 @njit(cache=True, inline="always")
+def _input_tile4_inside(x, V, n, c, tile, h, dh, w, dw, k):
+    """_input_tile4 for a tile that lies wholly inside the sub-image (corner at x[n, c, h, w]): no
+    test per pixel. Most tiles of a large map are such; the tests cost as much as the arithmetic."""
+    t0 = _column6(x, n, c, h, dh, w, k)
+    t1 = _column6(x, n, c, h, dh, w + dw, k)
+    t2 = _column6(x, n, c, h, dh, w + 2 * dw, k)
+    t3 = _column6(x, n, c, h, dh, w + 3 * dw, k)
+    t4 = _column6(x, n, c, h, dh, w + 4 * dw, k)
+    t5 = _column6(x, n, c, h, dh, w + 5 * dw, k)
+    for i in range(6):          # (B^T d) B
+        row = _bt4(t0[i], t1[i], t2[i], t3[i], t4[i], t5[i], k)
+        for j in range(6):
+            V[i * 6 + j, c, tile] = row[j]
+
+
+@njit(cache=True, inline="always")
+def _column6(x, n, c, h, dh, col, k):
+    """B^T times column `col` of a 6 x 6 tile inside x (rows h, h + dh, ..., h + 5 dh)."""
+    return _bt4(x[n, c, h, col], x[n, c, h + dh, col], x[n, c, h + 2 * dh, col], x[n, c, h + 3 * dh, col],
+                x[n, c, h + 4 * dh, col], x[n, c, h + 5 * dh, col], k)
+
+
+@njit(cache=True, inline="always")
+def _column4(x, n, c, h, dh, col):
+    return _bt2(x[n, c, h, col], x[n, c, h + dh, col], x[n, c, h + 2 * dh, col], x[n, c, h + 3 * dh, col])
+
+
+@njit(cache=True, inline="always")
+def _input_tile2_inside(x, V, n, c, tile, h, dh, w, dw):
+    """_input_tile2 for a tile wholly inside the sub-image."""
+    t0 = _column4(x, n, c, h, dh, w)
+    t1 = _column4(x, n, c, h, dh, w + dw)
+    t2 = _column4(x, n, c, h, dh, w + 2 * dw)
+    t3 = _column4(x, n, c, h, dh, w + 3 * dw)
+    for i in range(4):
+        row = _bt2(t0[i], t1[i], t2[i], t3[i])
+        for j in range(4):
+            V[i * 4 + j, c, tile] = row[j]
+
+
+@njit(cache=True, inline="always")
 def _input_tile2(x, V, n, c, tile, h0, dh, hr, u0, w0, dw, wr, v0):
     """V[:, c, tile] = B^T d B for the 4 x 4 tile d whose corner is sub-image pixel (u0, v0)."""
     col_ok = (0 <= v0 < wr, 0 <= v0 + 1 < wr, 0 <= v0 + 2 < wr, 0 <= v0 + 3 < wr)
@@ -230,13 +274,22 @@ def _input_plane(x, V, c, table, tiles_per_image, dilation, m, k):
                 table[p, stb.QH], table[p, stb.QW]
             tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
             first = n * tiles_per_image + table[p, stb.BASE]
+            alpha = m + 2
             for th in range(tiles_h):
+                u0 = qh + th * m
+                rows_inside = u0 >= 0 and u0 + alpha <= hr
                 for tw in range(tiles_w):
                     tile = first + th * tiles_w + tw
-                    if m == 4:
-                        _input_tile4(x, V, n, c, tile, r, dh, hr, qh + th * 4, s, dw, wr, qw + tw * 4, k)
+                    v0 = qw + tw * m
+                    if rows_inside and v0 >= 0 and v0 + alpha <= wr:
+                        if m == 4:
+                            _input_tile4_inside(x, V, n, c, tile, r + dh * u0, dh, s + dw * v0, dw, k)
+                        else:
+                            _input_tile2_inside(x, V, n, c, tile, r + dh * u0, dh, s + dw * v0, dw)
+                    elif m == 4:
+                        _input_tile4(x, V, n, c, tile, r, dh, hr, u0, s, dw, wr, v0, k)
                     else:
-                        _input_tile2(x, V, n, c, tile, r, dh, hr, qh + th * 2, s, dw, wr, qw + tw * 2)
+                        _input_tile2(x, V, n, c, tile, r, dh, hr, u0, s, dw, wr, v0)
 
 
 @njit(cache=True)
