@@ -12,11 +12,19 @@ waste, algorithm for forward and dx, algorithm for dw), and the first row a conv
 its algorithm; one that meets none (or is not 3x3 stride 1) runs im2col. The waste is what F(4x4)
 computes for nothing: the outputs of its tiles over all phases divided by OH*OW (1.38 at 17 x 17,
 1.78 at 9 x 9; 3.2 at 9 x 9 with dilation 4, where each 2 x 2 phase takes a whole 4 x 4 tile).
-Measured (single-thread CPU time, batch 8, forward + dx + dw, im2col / F(2x2) / F(4x4) in ms):
-F(4x4) is fastest from 8 channels up wherever its waste is at most 1.38 (65 px: 160 / 119 / 87;
-17 px with dilation 4, 512 channels: 373 / 320 / 273), F(2x2) where it is 1.78 or more (9 px, 1024
--> 512: 232 / 181 / 264; 9 px dilation 4: 112 / 97 / 185), and im2col nowhere among these.
+Measured (single-thread CPU time, batch 8, forward + dx + dw, im2col / F(2x2) / F(4x4) in ms;
+2026-12-02, F(4x4) with the points 0, +-3/2, +-2/3): F(4x4) is fastest from 8 channels up wherever
+its waste is at most 1.38 (65 px, 64 channels: 147 / 117 / 71; 17 px with dilation 4, 512 channels:
+365 / 260 / 186; 17 px, 1024 -> 512: 673 / 398 / 332), F(2x2) where it is 1.78 or more (9 px, 1024
+-> 512: 227 / 159 / 251; 9 px dilation 4: 109 / 92 / 158), and im2col nowhere among these.
 Below 8 channels nothing was measured, so im2col stays.
+
+    the table's choice, batch 8          129 px crop (train step)        65 px crop
+    stem conv2, conv3 (64 ch)            F(4x4)  (65 px, waste 1.09)     F(4x4) (33 px)
+    layer1 (64), layer2 (128)            F(4x4)  (33, 17 px)             F(4x4) (17 px), F(2x2) (9 px)
+    layer3 d2, layer4 d4, heads          F(4x4)  (17 px, waste 1.38)     F(2x2) (9 px, waste 1.78 / 3.2)
+    fewer than 512 outputs per call      im2col (make demo's 7 x 7 maps, one 65 px image's 9 x 9)
+    1x1, stride 2, 3 input channels      im2col
 
 Small maps keep im2col: MIN_OUTPUTS is the fewest output pixels per call, N*OH*OW, for Winograd.
 The filter transform (and dw's adjoint of it) costs C_in*C_out per call whatever the map, and on a
