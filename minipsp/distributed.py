@@ -460,8 +460,7 @@ def run_main(main, *args) -> int:
         return 2
     status = main(*args)
     if status and _comm is not None and _world > 1:
-        sys.stderr.flush()
-        _comm.Abort(int(status))
+        _abort_world(int(status))
     return status
 
 
@@ -471,8 +470,27 @@ def abort(message: str, code: int = 1) -> None:
     In a world of 1 it prints the line and exits with `code`."""
     print(labelled(message), file=sys.stderr, flush=True)
     if _comm is not None and _world > 1:
-        _comm.Abort(code)
+        _abort_world(code)
     sys.exit(code)
+
+
+# mpiexec forwards a rank's output asynchronously, and MPI Abort tears the job down at once: 2-3 times in ~60
+# runs here (2 ranks under a loaded machine, a NaN stop and a bad image) the job ended with the right status
+# and no output at all, neither the rank's line nor MPICH's own (0 in 210 runs later, 120 of them with this
+# pause, so rare and load-dependent; the cause is the launcher's, not proven). The pause after the flush gives
+# the launcher time to forward the line before the abort.
+ABORT_GRACE_S = 0.5
+
+
+def _abort_world(code: int) -> None:
+    """Flush this rank's output, give the launcher ABORT_GRACE_S to forward it, then MPI Abort (every rank)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):      # a closed or broken stream: nothing more to forward
+            pass
+    time.sleep(ABORT_GRACE_S)
+    _comm.Abort(code)
 
 
 def _abort_on_uncaught(kind, value, tb):
