@@ -7,11 +7,15 @@ reads those columns and compares them, row by row, with minipsp.paper.
 
 import os
 import re
+import sys
 
 import pytest
 
 from minipsp.paper import TABLE1, TABLE2
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package (`.venv/bin/pytest`)
+    sys.path.insert(0, ROOT)
 SEED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "seed", "pspnet-paper.txt")
 
 # The paper's row names, in the order minipsp.paper lists them.
