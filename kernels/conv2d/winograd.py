@@ -563,11 +563,54 @@ def correlate(x, U, out_size, padding, dilation, m):
     return y
 
 
+# Largest transformed filter (U, or dw's dU) made at once, in bytes. F(4x4)'s is 36/9 = 4x the weights:
+# 75 MB for PSPNet's 1024 -> 512 head, and the head's convs run at the training step's peak of memory
+# (all activations alive), so a U that size raised the step's peak by as much. Larger filters go
+# through in blocks of output channels: each block's U, its GEMMs and its output transform, then the
+# next (the input's transform V is made once). Only where all images fit one group (they do for such
+# filters: a group may hold twice the filter's bytes of tiles), so nothing is transformed twice.
+FILTER_BLOCK_BYTES = 16 << 20
+
+
+def _channel_blocks(C_out, filter_bytes):
+    size = C_out if filter_bytes <= FILTER_BLOCK_BYTES else max(1, C_out * FILTER_BLOCK_BYTES // filter_bytes)
+    return [(c0, min(C_out, c0 + size)) for c0 in range(0, C_out, size)]
+
+
+def _correlate_weight(x, weight, out_size, padding, dilation, m):
+    """correlate(x, transform_filter(weight, m), ...), with a large filter transformed in blocks."""
+    x = np.ascontiguousarray(x)
+    N, C_in, H, W = x.shape
+    C_out = weight.shape[0]
+    alpha2 = (m + 2) ** 2
+    filter_bytes = alpha2 * C_out * C_in * x.itemsize
+    OH, OW = out_size
+    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    groups = _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, filter_bytes)
+    blocks = _channel_blocks(C_out, filter_bytes)
+    if len(blocks) == 1 or len(groups) > 1 or N * C_out * OH * OW == 0:
+        return correlate(x, transform_filter(weight, m), out_size, padding, dilation, m)
+    k = _constants(x.dtype)
+    T = N * tiles_per_image
+    V = _planes(alpha2, C_in, T, x.dtype)
+    parallel = V.size >= PARALLEL_MIN_SIZE
+    (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
+    y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
+    for c0, c1 in blocks:
+        U = transform_filter(weight[c0:c1], m)
+        M = np.matmul(U, V, out=_planes(alpha2, c1 - c0, T, x.dtype))
+        del U
+        block = np.empty((N, c1 - c0, OH, OW), dtype=x.dtype)
+        (_output_parallel if parallel else _output_serial)(M, block, table, tiles_per_image, dilation, m, k)
+        y[:, c0:c1] = block
+    return y
+
+
 def conv2d_forward(x, weight, bias, padding, dilation, m):
     """y = conv2d(x, weight, bias, stride 1, padding, dilation) for a 3x3 weight, by F(m x m, 3x3)."""
     H, W = x.shape[2:]
     OH, OW = (size + 2 * p - 2 * d for size, p, d in zip((H, W), padding, dilation))
-    y = correlate(x, transform_filter(weight, m), (OH, OW), padding, dilation, m)
+    y = _correlate_weight(x, weight, (OH, OW), padding, dilation, m)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
     return y
@@ -577,7 +620,7 @@ def conv2d_input_grad(dy, weight, x_shape, padding, dilation, m):
     """dx = the correlation of dy with the flipped, transposed kernel, padding 2*d - p, size H x W."""
     flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # C_in, C_out, 3, 3
     back_padding = tuple(2 * d - p for p, d in zip(padding, dilation))
-    return correlate(dy, transform_filter(flipped, m), x_shape[2:], back_padding, dilation, m)
+    return _correlate_weight(dy, flipped, x_shape[2:], back_padding, dilation, m)
 
 
 def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
@@ -587,9 +630,23 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     C_out, OH, OW = dy.shape[1:]
     alpha2 = (m + 2) ** 2
     table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
-    dU = _planes(alpha2, C_out, C_in, x.dtype)
     k = _constants(x.dtype)
-    groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, dU.nbytes)
+    filter_bytes = alpha2 * C_out * C_in * x.itemsize
+    groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
+    blocks = _channel_blocks(C_out, filter_bytes)
+    if len(blocks) > 1 and len(groups) == 1 and N > 0:          # dU in blocks of output channels
+        T = N * tiles_per_image
+        V = _planes(alpha2, C_in, T, x.dtype)
+        Z = _planes(alpha2, C_out, T, x.dtype)
+        parallel = V.size >= PARALLEL_MIN_SIZE
+        (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
+        (_grad_parallel if parallel else _grad_serial)(dy, Z, table, tiles_per_image, dilation, m, k)
+        dwt = np.empty((C_out, 3, 3, C_in), dtype=x.dtype)
+        for c0, c1 in blocks:
+            dU = np.matmul(Z[:, c0:c1], V.transpose(0, 2, 1))           # alpha^2, c1 - c0, C_in
+            _filter_transform_adjoint(dU, dwt[c0:c1], m, _filter_constants(m))
+        return np.ascontiguousarray(dwt.transpose(0, 3, 1, 2))
+    dU = _planes(alpha2, C_out, C_in, x.dtype)
     for group, (n0, n1) in enumerate(groups):
         T = (n1 - n0) * tiles_per_image
         V = _planes(alpha2, C_in, T, x.dtype)

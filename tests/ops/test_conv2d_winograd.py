@@ -284,3 +284,22 @@ def test_pspnet18_torch_parity_with_winograd4_forced(tmp_path, monkeypatch, trai
     were 6e-4 and this check failed (winograd.py's docstring)."""
     monkeypatch.setenv("MINIPSP_CONV", "winograd4")
     _parity_module().check_parity(tmp_path, train, layers=18, dropout=0.0)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("d", [1, 2])
+def test_large_filters_go_in_blocks_of_output_channels(m, d, monkeypatch):
+    """Above FILTER_BLOCK_BYTES the transformed filter is made block by block (forward, dx, dw): same results."""
+    monkeypatch.setattr(winograd, "FILTER_BLOCK_BYTES", 2000)
+    rng = np.random.default_rng(m + d)
+    x, weight = rng.standard_normal((3, 7, 11, 10)), rng.standard_normal((9, 7, 3, 3))
+    dy = rng.standard_normal((3, 9, 11, 10))
+    assert len(winograd._channel_blocks(9, (m + 2) ** 2 * 9 * 7 * 8)) > 1
+    hyper = (1, 1), (d, d), (d, d)
+    dx, dw, _ = reference.conv2d_backward(dy, x, weight, *hyper)
+    np.testing.assert_allclose(winograd.conv2d_forward(x, weight, None, (d, d), (d, d), m),
+                               reference.conv2d_forward(x, weight, None, *hyper), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(winograd.conv2d_input_grad(dy, weight, x.shape, (d, d), (d, d), m), dx,
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(winograd.conv2d_weight_grad(dy, x, weight.shape, (d, d), (d, d), m), dw,
+                               rtol=1e-10, atol=1e-10)
