@@ -28,7 +28,8 @@ from minipsp.config import ConfigError, TrainConfig, from_dict, load_config, par
 OVERRIDES = [
     ("--data", "data", str, "'synthetic' or 'ade20k:ROOT', 'voc:ROOT', 'voc_aug:ROOT', 'cityscapes:ROOT', "
                             "'list:ROOT:TRAIN:VAL'"),
-    ("--layers", "layers", int, "backbone depth: 18, 34, 50, 101 or 152"),
+    ("--layers", "layers", int, "ResNet depth of the backbone: 18, 34, 50, 101 or 152 (not used with --set "
+                                "backbone=shallow, the six-layer net of benchmarks/thesis.py)"),
     ("--width", "width", int, "backbone base width: 64 (standard ResNet), 16 or 32 for a narrow laptop net"),
     ("--classes", "classes", int, "number of classes (default 0: the dataset's own; a mismatch is an error)"),
     ("--iters", "iters", int, "training iterations"),
@@ -51,7 +52,8 @@ def _add_overrides(parser, keys=None):
         if keys is None or key in keys:
             parser.add_argument(flag, dest=key, type=str, default=None, help=help_text)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="set any config key, e.g. --set aux_weight=0 --set bins=1,2,3,6")
+                        help="set any config key, e.g. --set aux_weight=0 --set bins=1,2,3,6 --set backbone=shallow "
+                             "(backbone: 'resnet', the default, or 'shallow', six dilated layers)")
 
 
 def _overrides(args) -> dict:

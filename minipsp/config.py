@@ -38,7 +38,9 @@ DATASET_CLASSES = {"synthetic": 10, "ade20k": 150, "voc": 21, "voc_aug": 21, "ci
 @dataclass
 class TrainConfig:
     # -- model (minipsp.models.PSPNet's arguments) -------------------------------------------------
-    layers: int = 50                      # ResNet depth of the backbone: 18, 34, 50, 101, 152
+    backbone: str = "resnet"              # "resnet" (the paper's dilated ResNet) or "shallow" (six dilated
+                                          # layers, receptive field 131: minipsp.models.shallow, the thesis)
+    layers: int = 50                      # ResNet depth of the backbone: 18, 34, 50, 101, 152 (unused by "shallow")
     width: int = 64                       # backbone base width: 64 is ResNet's; 16 or 32 make a narrow laptop net
     classes: int = 0                      # 0: the dataset's own (synthetic 10, ade20k 150, voc/voc_aug 21,
                                           # cityscapes 19); one that does not match the dataset is an error
@@ -109,6 +111,11 @@ class TrainConfig:
         return self.replace(classes=DATASET_CLASSES[self.dataset])
 
     @property
+    def model_name(self) -> str:
+        """How messages name the network: PSPNet-50, or PSPNet-shallow (which has no depth)."""
+        return "PSPNet-shallow" if self.backbone == "shallow" else f"PSPNet-{self.layers}"
+
+    @property
     def dataset(self) -> str:
         """The dataset's kind: the part of `data` before the first colon."""
         return self.data.split(":", 1)[0]
@@ -170,8 +177,11 @@ def validate(cfg: TrainConfig) -> None:
         if not ok:
             _fail(key, getattr(cfg, key), expected)
 
+    need(cfg.backbone in ("resnet", "shallow"), "backbone", "'resnet' or 'shallow'")
     need(cfg.layers in (18, 34, 50, 101, 152), "layers", "one of 18, 34, 50, 101, 152")
     need(cfg.width >= 1, "width", "a positive integer (64 is the standard ResNet)")
+    need(cfg.backbone != "shallow" or cfg.width % 2 == 0, "width",
+         "an even integer with backbone 'shallow' (its first conv has width / 2 channels)")
     need(cfg.classes >= 0, "classes", "a positive integer, or 0 for the dataset's own number")
     need(len(cfg.bins) >= 1 and all(isinstance(b, int) and b >= 1 for b in cfg.bins), "bins",
          "a non-empty list of positive integers such as [1, 2, 3, 6]")

@@ -13,7 +13,8 @@ bound, so it never refuses a config that fits:
                  each counted once, though backward also keeps batch norm's and ReLU's outputs
                + N x 2 K H W  the main and aux logits, upsampled to the crop
 
-and is compared with the memory available now: MemAvailable from /proc/meminfo (or the pages
+The shallow backbone (`backbone = "shallow"`) is counted from its own six convs, not a ResNet's.
+The estimate is compared with the memory available now: MemAvailable from /proc/meminfo (or the pages
 sysconf reports), lowered to a cgroup's limit when the process runs in one; on the GPU, CUDA's
 free memory. Where neither can be read nothing is refused.
 """
@@ -28,8 +29,38 @@ BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 
 BYTES = 4                                  # float32
 
 
+def _shallow_parameter_count(cfg) -> int:
+    """minipsp.models.shallow's six 3x3 convs (widths w/2, w, w, 2w, 2w, 2w) and PSPNet's heads on them."""
+    w = cfg.width
+    count = 9 * (3 * w // 2 + w // 2 * w + w * w + w * 2 * w + 2 * (2 * w) ** 2)
+    features = 2 * w
+    if cfg.use_ppm:
+        reduction = cfg.reduction_dim or max(features // len(cfg.bins), 1)
+        count += len(cfg.bins) * features * reduction
+        features += len(cfg.bins) * reduction
+    classes = cfg.classes or 1
+    count += 9 * features * w + w * classes                               # cls: hidden width w
+    if cfg.aux:
+        count += 9 * 2 * w * (w // 2) + w // 2 * classes                  # aux: hidden width w / 2
+    return count
+
+
+def _shallow_activation_count(cfg) -> int:
+    w, side = cfg.width, cfg.crop_size
+    at = {stride: (-(-side // stride)) ** 2 for stride in (2, 4, 8)}
+    count = 3 * side * side + (w // 2 + w) * at[2] + w * at[4] + 3 * 2 * w * at[8]   # input, the six convs
+    count += w * at[8]                                                   # the head's 3x3 conv
+    if cfg.use_ppm:
+        reduction = cfg.reduction_dim or max(2 * w // len(cfg.bins), 1)
+        count += sum(reduction * b * b for b in cfg.bins)
+    count += (2 if cfg.aux else 1) * (cfg.classes or 1) * side * side
+    return count
+
+
 def parameter_count(cfg) -> int:
     """The convolution and classifier weights of PSPNet as `cfg` describes it (BN's few are left out)."""
+    if getattr(cfg, "backbone", "resnet") == "shallow":
+        return _shallow_parameter_count(cfg)
     w, bottleneck = cfg.width, cfg.layers >= 50
     expansion = 4 if bottleneck else 1
     count = 9 * (3 * w + w * w + w * 2 * w) if cfg.deep_stem else 49 * 3 * w
@@ -58,6 +89,8 @@ def parameter_count(cfg) -> int:
 
 def activation_count(cfg) -> int:
     """Numbers kept for backward per image of crop_size x crop_size (a lower bound; see the docstring)."""
+    if getattr(cfg, "backbone", "resnet") == "shallow":
+        return _shallow_activation_count(cfg)
     w, bottleneck = cfg.width, cfg.layers >= 50
     expansion = 4 if bottleneck else 1
     side = cfg.crop_size
@@ -137,7 +170,7 @@ def _refuse(cfg, what, needed, available):
     side = -(-cfg.crop_size // 8)           # the feature map's side, which the pyramid's bins divide
     bins = (f", or the pyramid's bins {list(cfg.bins)} (--set bins=...: {max(cfg.bins)} bins on a {side} x {side} "
             f"feature map)" if shape and cfg.use_ppm and max(cfg.bins) > side else "")
-    raise ConfigError(f"{what} of PSPNet-{cfg.layers} at width {cfg.width}, {cfg.classes} classes{shape} needs at "
+    raise ConfigError(f"{what} of {cfg.model_name} at width {cfg.width}, {cfg.classes} classes{shape} needs at "
                       f"least {human(needed)}, but {cfg.device} has {human(available)} available; lower --width, "
                       + ("--classes, --batch-size or --crop-size" if shape else "--classes") + bins)
 

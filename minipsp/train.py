@@ -76,7 +76,7 @@ def build_model(cfg: TrainConfig):
     kwargs = dict(layers=cfg.layers, bins=cfg.bins, classes=cfg.classes, zoom_factor=cfg.zoom_factor,
                   use_ppm=cfg.use_ppm, pooling=cfg.pooling, reduction_dim=cfg.reduction_dim,
                   dropout=cfg.dropout, aux=cfg.aux, deep_stem=cfg.deep_stem,
-                  width=cfg.width)
+                  width=cfg.width, backbone=cfg.backbone)
     memory.check_model_fits(cfg)          # --width 100000000 is refused here, not by the OOM killer
     model = PSPNet(**kwargs)
     if cfg.init:
@@ -105,15 +105,15 @@ def load_init(model, cfg: TrainConfig) -> tuple:
     shared = [k for k in own if k in state]
     if not shared:
         raise ConfigError(f"config key 'init': none of the {len(state)} tensors of {path!r} (e.g. "
-                          f"{next(iter(state), '-')!r}) is named like one of PSPNet-{cfg.layers}'s {len(own)} (e.g. "
+                          f"{next(iter(state), '-')!r}) is named like one of {cfg.model_name}'s {len(own)} (e.g. "
                           f"{next(iter(own))!r}); expected a checkpoint of this network (minipsp or semseg)")
     misshaped = [k for k in shared if tuple(np.shape(state[k])) != tuple(own[k].shape)]
     if misshaped:
         k = misshaped[0]
-        raise ConfigError(f"config key 'init': {len(misshaped)} tensors of {path!r} have other shapes than PSPNet-"
-                          f"{cfg.layers} at width {cfg.width} with {cfg.classes} classes (e.g. {k}: "
+        raise ConfigError(f"config key 'init': {len(misshaped)} tensors of {path!r} have other shapes than "
+                          f"{cfg.model_name} at width {cfg.width} with {cfg.classes} classes (e.g. {k}: "
                           f"{tuple(np.shape(state[k]))} vs {tuple(own[k].shape)}); pass the settings it was "
-                          "trained with (--width, --layers, --classes)")
+                          "trained with (--width, --layers, --classes, --set backbone=...)")
     model.load_state_dict({k: state[k] for k in shared}, strict=False)
     if len(shared) < len(own):
         warnings.warn(f"init: loaded {len(shared)} of the model's {len(own)} tensors from {path}; the other "
@@ -147,9 +147,9 @@ def load_trained_model(cfg: TrainConfig, checkpoint, source="the checkpoint"):
             raise                        # not a mismatch (e.g. a CUDA error): keep its own message
         detail = str(exc).replace("\n", " ")
         detail = detail if len(detail) < 300 else detail[:300] + " ..."
-        raise ConfigError(f"{source} does not fit PSPNet-{cfg.layers} with width {cfg.width}, {cfg.classes} classes, "
+        raise ConfigError(f"{source} does not fit {cfg.model_name} with width {cfg.width}, {cfg.classes} classes, "
                           f"bins {list(cfg.bins)}, use_ppm {cfg.use_ppm}: {detail}. Pass the settings it was trained "
-                          f"with (--layers, --classes, --width, --set ...)") from None
+                          f"with (--layers, --classes, --width, --set backbone=..., --set ...)") from None
     return model
 
 
