@@ -175,22 +175,14 @@ def test_sum_of_squares_is_right_without_a_large_mean():
         assert np.allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
-def test_notebook_has_every_exercise_unsolved():
-    """Each exercise is in notebook 11 as a heading, a stub and a check cell whose committed output is the stub's."""
+def test_notebook_exercises_run_in_one_process():
+    """Notebook 11's exercise cells need no MPI (their shape and unsolved checks: test_notebooks.py)."""
     from pathlib import Path
 
     import nbformat
 
-    from minipsp.course import registry
-
     cells = nbformat.read(Path(__file__).parents[2] / "notebooks" / "11_distributed.ipynb", as_version=4).cells
-    for number in registry(11):
-        heading = [i for i, c in enumerate(cells) if c.cell_type == "markdown"
-                   and c.source.startswith(f"### Exercise {number} ")]
-        assert len(heading) == 1, number
-        stub, check_cell = cells[heading[0] + 1], cells[heading[0] + 2]
-        assert "raise NotImplementedError" in stub.source, number
-        assert f'check("{number}", ' in check_cell.source, number
-        printed = "".join(o.get("text", "") for o in check_cell.outputs)
-        assert f"Exercise {number} not solved yet" in printed, (number, printed)
-        assert "mpiexec" not in stub.source + check_cell.source, number  # the exercises run in one process
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("### Exercise 11.")]
+    assert len(starts) == 3, starts
+    for i in starts:
+        assert "mpiexec" not in cells[i + 1].source + cells[i + 2].source, cells[i].source[:40]
