@@ -41,8 +41,8 @@ def run_folder_made(out):
     return lambda pid: out.exists()
 
 
-def interrupt_when(condition, out):
-    """Start the console script's code, send SIGINT as soon as `condition(pid)` holds; (status, stderr)."""
+def interrupt_when(condition, out, sig=signal.SIGINT):
+    """Start the console script's code, send `sig` as soon as `condition(pid)` holds; (status, stderr)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     child = subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, *TRAIN, "--out", str(out)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -57,7 +57,7 @@ def interrupt_when(condition, out):
                 pass                     # the process is between exec and its /proc entries: try again
             assert time.monotonic() < deadline, "the moment never came"
             time.sleep(0.001)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(sig)
         _, err = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
@@ -82,20 +82,8 @@ def test_ctrl_c_at_start_up_is_one_line_and_130(tmp_path, moment):
 
 
 def test_sigterm_at_start_up_is_one_line_and_143(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    child = subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, *TRAIN, "--out", str(tmp_path / "run")],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        while not has_mapped("numba/_helperlib")(child.pid):
-            assert child.poll() is None, child.stderr.read()
-            time.sleep(0.001)
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == 143 and err.strip().splitlines() == ["minipsp: stopped by signal 15 (SIGTERM)"], err
+    status, err = interrupt_when(has_mapped("numba/_helperlib"), tmp_path / "run", signal.SIGTERM)
+    assert status == 143 and err.strip().splitlines() == ["minipsp: stopped by signal 15 (SIGTERM)"], (status, err)
 
 
 def test_the_console_script_is_the_guarded_entry():
