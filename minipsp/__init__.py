@@ -11,7 +11,9 @@ from minipsp.backend import cuda_is_available, get_array_module
 from minipsp.random import manual_seed
 from minipsp.serialization import CheckpointError, UnsafeCheckpointError, load, load_checkpoint, save
 from minipsp.tensor import Tensor, cat, from_numpy, ones, rand, randn, stack, tensor, zeros
-from minipsp import models, nn  # noqa: F401  (minipsp.nn, minipsp.models after `import minipsp`)
+from minipsp import allocator, models, nn  # noqa: F401  (minipsp.nn, minipsp.models after `import minipsp`)
+
+allocator.configure()  # keep freed buffers in the process: see allocator.py (MINIPSP_MALLOC=system opts out)
 
 __version__ = "0.1.0"
 
