@@ -85,11 +85,35 @@ def bilinear_forward(x, size, align_corners, scales=None):
     return y.reshape(N, C, OH, OW)
 
 
+# Largest input side for which the backward goes through dense matrices (below). The scatter loop
+# costs ~1 ns per dy pixel whatever the sizes; the two GEMMs cost 2*W + 2*H*W/OW flops per dy pixel.
+# Measured 2026-12-02, 2 threads, PSPNet's final upsampling (8 x 150 x 17 x 17 -> 129 x 129): scatter
+# 25.7 ms, dense 11.3 ms (torch's forward + backward 48.9 ms). At 64 the GEMMs do ~130 flops a pixel.
+DENSE_MAX_SIDE = 64
+
+
+def resize_matrix(source, in_size, dtype):
+    """The (out_size, in_size) matrix of a 1-D bilinear resize: row o has 1 - lam[o] at column i0[o]
+    and lam[o] at column i1[o] (summed where they are the same column), so y = R @ x along the axis."""
+    i0, i1, lam = source
+    matrix = np.zeros((len(i0), in_size))
+    rows = np.arange(len(i0))
+    np.add.at(matrix, (rows, i0), 1 - lam)
+    np.add.at(matrix, (rows, i1), lam)
+    return matrix.astype(dtype)
+
+
 def bilinear_backward(dy, input_size, align_corners, scales=None):
     N, C, OH, OW = dy.shape
     H, W = input_size
     h0, h1, lh = bilinear_source(H, OH, align_corners, _scale(scales, 0))
     w0, w1, lw = bilinear_source(W, OW, align_corners, _scale(scales, 1))
+    if max(H, W) <= DENSE_MAX_SIDE and dy.size > 0:
+        # y = Rh x Rw^T per plane, so dx = Rh^T dy Rw: two GEMMs instead of a scatter-add per pixel
+        Rh = resize_matrix((h0, h1, lh), H, dy.dtype)
+        Rw = resize_matrix((w0, w1, lw), W, dy.dtype)
+        rows = _planes(dy).reshape(N * C * OH, OW) @ Rw                       # N*C*OH, W
+        return np.matmul(Rh.T, rows.reshape(N * C, OH, W)).reshape(N, C, H, W)
     dx = np.zeros((N * C, H, W), dtype=dy.dtype)
     _bilinear_backward(_planes(dy), h0, h1, lh.astype(dy.dtype), w0, w1, lw.astype(dy.dtype), dx)
     return dx.reshape(N, C, H, W)

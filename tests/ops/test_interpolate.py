@@ -146,9 +146,26 @@ def check_variant_matches_reference(name, shape, resize, align_corners, dtype, s
 
 
 @given(resize_cases(max_side=9, max_out=20), st.booleans(), st.sampled_from([np.float32, np.float64]),
-       st.integers(0, 2**16))
-def test_cpu_matches_reference(case, align_corners, dtype, seed):
-    check_variant_matches_reference("cpu", *case, align_corners, dtype, seed)
+       st.integers(0, 2**16), st.booleans())
+def test_cpu_matches_reference(case, align_corners, dtype, seed, dense):
+    """Both of the cpu backward's paths: the two GEMMs by resize matrices and the scatter loop."""
+    cpu = kernels.load("interpolate", "cpu")
+    saved = cpu.DENSE_MAX_SIDE
+    cpu.DENSE_MAX_SIDE = 10**9 if dense else 0
+    try:
+        check_variant_matches_reference("cpu", *case, align_corners, dtype, seed)
+    finally:
+        cpu.DENSE_MAX_SIDE = saved
+
+
+def test_resize_matrix_is_the_forward():
+    """y = Rh x Rw^T plane by plane, for PSPNet's upsampling (align_corners) and torch's default."""
+    cpu = kernels.load("interpolate", "cpu")
+    x = random_array((2, 3, 6, 5), np.float64, 0)
+    for align_corners in (True, False):
+        Rh = cpu.resize_matrix(reference.bilinear_source(6, 13, align_corners), 6, np.float64)
+        Rw = cpu.resize_matrix(reference.bilinear_source(5, 11, align_corners), 5, np.float64)
+        np.testing.assert_allclose(Rh @ x @ Rw.T, reference.bilinear_forward(x, (13, 11), align_corners), atol=1e-12)
 
 
 @settings(max_examples=6)
