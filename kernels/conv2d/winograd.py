@@ -404,12 +404,12 @@ def _grad_serial(dy, Z, table, tiles_per_image, dilation, m, k):
 
 
 # ---------------------------------------------------------------- filter transforms
-# Loops over (co, c) with c innermost (weight pre-transposed to (C_out, 3, 3, C_in)), so that every
-# read and write is contiguous along c. At 512 x 512 channels this is 2.4M small transforms: in
-# generic loops it took ~40 ms, as long as the GEMMs of a 17 x 17 map. kg holds 1/4680 and the
-# integers 4, 6, 9, 130 (F(4, 3)) or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the
-# dtype (in float32 these transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result
-# is rounded.
+# Loops over (co, c) reading each 3x3 filter where it lies in the weight (C_out, C_in, 3, 3): 9
+# contiguous values. (Until 2026-12-02 the weight was first copied to (C_out, 3, 3, C_in), and for dx
+# flipped and transposed as well, two copies: 40 ms of a PSPNet-18 step; reading it in place is 1.3-3x
+# faster at 256-1024 channels, copies included.) kg holds 1/4680 and the integers 4, 6, 9, 130 (F(4, 3))
+# or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the dtype (in float32 these
+# transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result is rounded.
 
 @njit(cache=True, inline="always")
 def _g4(g0, g1, g2, kg):
@@ -446,37 +446,57 @@ def _gt2(u0, u1, u2, u3, kg):
     return u0 + p, (u1 - u2) * half, p + u3
 
 
-@njit(cache=True, parallel=True)
-def _filter_transform(wt, U, m, kg):
-    """U[i*alpha + j, co, c] = (G g G^T)[i, j] for g = wt[co, :, :, c] (wt is weight as (C_out, 3, 3, C_in))."""
-    C_out, C_in = wt.shape[0], wt.shape[3]
-    for co in prange(C_out):
-        for c in range(C_in):
-            g00, g01, g02 = np.float64(wt[co, 0, 0, c]), np.float64(wt[co, 0, 1, c]), np.float64(wt[co, 0, 2, c])
-            g10, g11, g12 = np.float64(wt[co, 1, 0, c]), np.float64(wt[co, 1, 1, c]), np.float64(wt[co, 1, 2, c])
-            g20, g21, g22 = np.float64(wt[co, 2, 0, c]), np.float64(wt[co, 2, 1, c]), np.float64(wt[co, 2, 2, c])
-            if m == 4:   # G g: columns l = 0, 1, 2 of the result
-                c0 = _g4(g00, g10, g20, kg)
-                c1 = _g4(g01, g11, g21, kg)
-                c2 = _g4(g02, g12, g22, kg)
-                for i in range(6):   # (G g) G^T: row i is G (c0[i], c1[i], c2[i])
-                    row = _g4(c0[i], c1[i], c2[i], kg)
-                    for j in range(6):
-                        U[i * 6 + j, co, c] = row[j]
-            else:
-                c0 = _g2(g00, g10, g20, kg)
-                c1 = _g2(g01, g11, g21, kg)
-                c2 = _g2(g02, g12, g22, kg)
-                for i in range(4):
-                    row = _g2(c0[i], c1[i], c2[i], kg)
-                    for j in range(4):
-                        U[i * 4 + j, co, c] = row[j]
+@njit(cache=True, inline="always")
+def _transform_one(w, o, i, U, row, column, m, kg, flip):
+    """U[:, row, column] = G g G^T for g = w[o, i] (3, 3), or for g = w[o, i, ::-1, ::-1] if flip."""
+    if flip:
+        g00, g01, g02 = np.float64(w[o, i, 2, 2]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 0])
+        g10, g11, g12 = np.float64(w[o, i, 1, 2]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 0])
+        g20, g21, g22 = np.float64(w[o, i, 0, 2]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 0])
+    else:
+        g00, g01, g02 = np.float64(w[o, i, 0, 0]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 2])
+        g10, g11, g12 = np.float64(w[o, i, 1, 0]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 2])
+        g20, g21, g22 = np.float64(w[o, i, 2, 0]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 2])
+    if m == 4:   # G g: columns l = 0, 1, 2 of the result
+        c0 = _g4(g00, g10, g20, kg)
+        c1 = _g4(g01, g11, g21, kg)
+        c2 = _g4(g02, g12, g22, kg)
+        for a in range(6):   # (G g) G^T: row a is G (c0[a], c1[a], c2[a])
+            values = _g4(c0[a], c1[a], c2[a], kg)
+            for b in range(6):
+                U[a * 6 + b, row, column] = values[b]
+    else:
+        c0 = _g2(g00, g10, g20, kg)
+        c1 = _g2(g01, g11, g21, kg)
+        c2 = _g2(g02, g12, g22, kg)
+        for a in range(4):
+            values = _g2(c0[a], c1[a], c2[a], kg)
+            for b in range(4):
+                U[a * 4 + b, row, column] = values[b]
 
 
 @njit(cache=True, parallel=True)
-def _filter_transform_adjoint(dU, dwt, m, kg):
-    """dwt[co, :, :, c] = G^T dU[:, co, c] G (3, 3), seen as alpha x alpha: the filter transform's adjoint."""
-    C_out, C_in = dwt.shape[0], dwt.shape[3]
+def _filter_transform(w, U, m, kg):
+    """U[pos, co, c] = (G g G^T)[pos] for g = w[co, c] (w: the weight, (C_out, C_in, 3, 3))."""
+    for co in prange(w.shape[0]):
+        for c in range(w.shape[1]):
+            _transform_one(w, co, c, U, co, c, m, kg, False)
+
+
+@njit(cache=True, parallel=True)
+def _filter_transform_flipped(w, U, m, kg):
+    """U[pos, c, co] = (G g G^T)[pos] for g = w[co, c, ::-1, ::-1]: the transform of dx's kernel (the
+    flipped, transposed weight), made from the weight without copying it. Parallel over U's rows, so
+    that each thread writes its own rows."""
+    for c in prange(w.shape[1]):
+        for co in range(w.shape[0]):
+            _transform_one(w, co, c, U, c, co, m, kg, True)
+
+
+@njit(cache=True, parallel=True)
+def _filter_transform_adjoint(dU, dw, m, kg):
+    """dw[co, c] = G^T dU[:, co, c] G (3, 3), dU seen as alpha x alpha: the filter transform's adjoint."""
+    C_out, C_in = dw.shape[0], dw.shape[1]
     for co in prange(C_out):
         for c in range(C_in):
             if m == 4:   # G^T dU: column j of the result is r_j (3 values)
@@ -488,15 +508,14 @@ def _filter_transform_adjoint(dU, dwt, m, kg):
                 r5 = _gt4(dU[5, co, c], dU[11, co, c], dU[17, co, c], dU[23, co, c], dU[29, co, c], dU[35, co, c], kg)
                 for k in range(3):   # (G^T dU) G: row k is G^T (r0[k], ..., r5[k])
                     row = _gt4(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], kg)
-                    dwt[co, k, 0, c], dwt[co, k, 1, c], dwt[co, k, 2, c] = row
+                    dw[co, c, k, 0], dw[co, c, k, 1], dw[co, c, k, 2] = row
             else:
                 r0 = _gt2(dU[0, co, c], dU[4, co, c], dU[8, co, c], dU[12, co, c], kg)
                 r1 = _gt2(dU[1, co, c], dU[5, co, c], dU[9, co, c], dU[13, co, c], kg)
                 r2 = _gt2(dU[2, co, c], dU[6, co, c], dU[10, co, c], dU[14, co, c], kg)
                 r3 = _gt2(dU[3, co, c], dU[7, co, c], dU[11, co, c], dU[15, co, c], kg)
                 for k in range(3):
-                    row = _gt2(r0[k], r1[k], r2[k], r3[k], kg)
-                    dwt[co, k, 0, c], dwt[co, k, 1, c], dwt[co, k, 2, c] = row
+                    dw[co, c, k, 0], dw[co, c, k, 1], dw[co, c, k, 2] = _gt2(r0[k], r1[k], r2[k], r3[k], kg)
 
 
 def _filter_constants(m):
@@ -532,11 +551,17 @@ def _groups(N, bytes_per_image, filter_bytes):
     return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
 
 
-def transform_filter(weight, m):
-    """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype."""
+def transform_filter(weight, m, flipped=False):
+    """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype. With
+    flipped, the transform of the flipped, transposed kernel w[:, :, ::-1, ::-1].transpose(1, 0):
+    (alpha^2, C_in, C_out), the kernel of dx."""
     C_out, C_in = weight.shape[:2]
-    U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
-    _filter_transform(np.ascontiguousarray(weight.transpose(0, 2, 3, 1)), U, m, _filter_constants(m))
+    if flipped:
+        U = _planes((m + 2) ** 2, C_in, C_out, weight.dtype)
+        _filter_transform_flipped(weight, U, m, _filter_constants(m))
+    else:
+        U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
+        _filter_transform(weight, U, m, _filter_constants(m))
     return U
 
 
@@ -577,11 +602,11 @@ def _channel_blocks(C_out, filter_bytes):
     return [(c0, min(C_out, c0 + size)) for c0 in range(0, C_out, size)]
 
 
-def _correlate_weight(x, weight, out_size, padding, dilation, m):
-    """correlate(x, transform_filter(weight, m), ...), with a large filter transformed in blocks."""
+def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
+    """correlate(x, transform_filter(weight, m, flipped), ...), with a large filter transformed in blocks."""
     x = np.ascontiguousarray(x)
     N, C_in, H, W = x.shape
-    C_out = weight.shape[0]
+    C_out = weight.shape[1] if flipped else weight.shape[0]
     alpha2 = (m + 2) ** 2
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     OH, OW = out_size
@@ -589,7 +614,7 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m):
     groups = _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, filter_bytes)
     blocks = _channel_blocks(C_out, filter_bytes)
     if len(blocks) == 1 or len(groups) > 1 or N * C_out * OH * OW == 0:
-        return correlate(x, transform_filter(weight, m), out_size, padding, dilation, m)
+        return correlate(x, transform_filter(weight, m, flipped), out_size, padding, dilation, m)
     k = _constants(x.dtype)
     T = N * tiles_per_image
     V = _planes(alpha2, C_in, T, x.dtype)
@@ -597,7 +622,7 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m):
     (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     for c0, c1 in blocks:
-        U = transform_filter(weight[c0:c1], m)
+        U = transform_filter(weight[:, c0:c1] if flipped else weight[c0:c1], m, flipped)
         M = np.matmul(U, V, out=_planes(alpha2, c1 - c0, T, x.dtype))
         del U
         block = np.empty((N, c1 - c0, OH, OW), dtype=x.dtype)
@@ -618,9 +643,8 @@ def conv2d_forward(x, weight, bias, padding, dilation, m):
 
 def conv2d_input_grad(dy, weight, x_shape, padding, dilation, m):
     """dx = the correlation of dy with the flipped, transposed kernel, padding 2*d - p, size H x W."""
-    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # C_in, C_out, 3, 3
     back_padding = tuple(2 * d - p for p, d in zip(padding, dilation))
-    return _correlate_weight(dy, flipped, x_shape[2:], back_padding, dilation, m)
+    return _correlate_weight(dy, weight, x_shape[2:], back_padding, dilation, m, flipped=True)
 
 
 def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
@@ -641,11 +665,11 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         parallel = V.size >= PARALLEL_MIN_SIZE
         (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
         (_grad_parallel if parallel else _grad_serial)(dy, Z, table, tiles_per_image, dilation, m, k)
-        dwt = np.empty((C_out, 3, 3, C_in), dtype=x.dtype)
+        dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
         for c0, c1 in blocks:
             dU = np.matmul(Z[:, c0:c1], V.transpose(0, 2, 1))           # alpha^2, c1 - c0, C_in
-            _filter_transform_adjoint(dU, dwt[c0:c1], m, _filter_constants(m))
-        return np.ascontiguousarray(dwt.transpose(0, 3, 1, 2))
+            _filter_transform_adjoint(dU, dw[c0:c1], m, _filter_constants(m))
+        return dw
     dU = _planes(alpha2, C_out, C_in, x.dtype)
     for group, (n0, n1) in enumerate(groups):
         T = (n1 - n0) * tiles_per_image
@@ -660,6 +684,6 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
             dU += np.matmul(Z, V.transpose(0, 2, 1))
     if N == 0:
         dU[...] = 0
-    dwt = np.empty((C_out, 3, 3, C_in), dtype=x.dtype)
-    _filter_transform_adjoint(dU, dwt, m, _filter_constants(m))
-    return np.ascontiguousarray(dwt.transpose(0, 3, 1, 2))
+    dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
+    _filter_transform_adjoint(dU, dw, m, _filter_constants(m))
+    return dw
