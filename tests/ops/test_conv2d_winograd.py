@@ -115,8 +115,11 @@ def test_space_to_batch_round_trip():
 # ---------------------------------------------------------------- winograd == im2col == reference
 
 @pytest.mark.parametrize("conv", WINOGRAD)
-@given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(), parallel=st.booleans())
-def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, parallel):
+@given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(),
+       path=st.sampled_from(["serial", "parallel", "threaded"]))
+def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path):
+    """Every way a Winograd call can run: serial loops, prange loops + BLAS threads, one image per
+    worker thread (threads.py; taken only with 2 or more images), each with groups of images or not."""
     x, weight, bias = make_arrays(config)
     bias = bias if with_bias else None
     dy = np.random.default_rng(1).standard_normal(out_shape(config))
@@ -130,8 +133,10 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
         patch.setenv("MINIPSP_CONV", conv)
         if grouped:   # one image per GEMM batch
             patch.setattr(winograd, "TILES_BUDGET", 1)
-        if parallel:  # the prange loops
+        if path != "serial":  # the prange loops, or the worker threads
             patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
+        if path != "threaded":
+            patch.setattr(winograd, "THREADED_FILTER_BYTES", -1)
         y = cpu.conv2d_forward(x, weight, bias, *hyper)
         grads = cpu.conv2d_backward(dy, x, weight, *hyper)
     np.testing.assert_allclose(y, expected_y, rtol=1e-10, atol=1e-10)
@@ -284,6 +289,16 @@ def test_pspnet18_torch_parity_with_winograd4_forced(tmp_path, monkeypatch, trai
     were 6e-4 and this check failed (winograd.py's docstring)."""
     monkeypatch.setenv("MINIPSP_CONV", "winograd4")
     _parity_module().check_parity(tmp_path, train, layers=18, dropout=0.0)
+
+
+def test_the_worker_threads_run_here():
+    """The machines this runs on (2+ cores, NumPy's OpenBLAS) have the per-thread BLAS setting, so the
+    'threaded' cases above do run one image per thread rather than falling back."""
+    from minipsp.kernels.conv2d import threads
+    assert threads.pool() is not None
+    assert winograd._threaded(2, 1000, winograd.PARALLEL_MIN_SIZE) is threads.pool()
+    assert winograd._threaded(1, 1000, winograd.PARALLEL_MIN_SIZE) is None          # one image: prange path
+    assert winograd._threaded(8, winograd.THREADED_FILTER_BYTES + 1, 1 << 30) is None  # large filter
 
 
 @pytest.mark.parametrize("m", [2, 4])
