@@ -116,8 +116,10 @@ PARALLEL_MIN_SIZE = 1 << 18
 # (2 cores, batch 8, forward + dx + dw, F(4x4), medians of 5 alternating, in several runs): 64 channels
 # at 65, 64 (dilation 2), 49 and 33 px 1.3-2.2x faster than the prange + BLAS threads path, 128
 # channels 1.3-1.8x, 256 (9.4 MB of U) 0.95-1.3x, 512 (38 MB) 1.4x slower: each image's GEMMs read all
-# of U, and dw adds one dU per image.
+# of U, and dw adds one dU per image. In a PSPNet-18 step (per layer, alternating steps) dw at 256 x 256
+# was 1.3x slower (58 against 43 ms), forward and dx 1.04-1.08x faster: dw's limit is lower.
 THREADED_FILTER_BYTES = 10 << 20
+THREADED_WEIGHT_GRAD_BYTES = 5 << 20
 
 
 # ---------------------------------------------------------------- 1-D transforms (hard-coded matrices)
@@ -562,9 +564,10 @@ def _groups(N, bytes_per_image, filter_bytes):
     return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
 
 
-def _threaded(N, filter_bytes, tiles_size):
+def _threaded(N, filter_bytes, tiles_size, limit=None):
     """The worker pool if this call goes one image per thread (see THREADED_FILTER_BYTES), else None."""
-    if N < 2 or filter_bytes > THREADED_FILTER_BYTES or tiles_size < PARALLEL_MIN_SIZE:
+    limit = THREADED_FILTER_BYTES if limit is None else limit
+    if N < 2 or filter_bytes > limit or tiles_size < PARALLEL_MIN_SIZE:
         return None
     return threads.pool()
 
@@ -652,9 +655,8 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
         U = transform_filter(weight[:, c0:c1] if flipped else weight[c0:c1], m, flipped)
         M = np.matmul(U, V, out=_planes(alpha2, c1 - c0, T, x.dtype))
         del U
-        block = np.empty((N, c1 - c0, OH, OW), dtype=x.dtype)
-        (_output_parallel if parallel else _output_serial)(M, block, table, tiles_per_image, dilation, m, k)
-        y[:, c0:c1] = block
+        # straight into y's channels c0:c1 (a view: the loops take any strides)
+        (_output_parallel if parallel else _output_serial)(M, y[:, c0:c1], table, tiles_per_image, dilation, m, k)
     return y
 
 
@@ -685,7 +687,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
     blocks = _channel_blocks(C_out, filter_bytes)
-    workers = _threaded(N, filter_bytes, alpha2 * C_in * N * tiles_per_image)
+    workers = _threaded(N, filter_bytes, alpha2 * C_in * N * tiles_per_image,
+                        min(THREADED_FILTER_BYTES, THREADED_WEIGHT_GRAD_BYTES))
     if workers is not None:                                      # one image per thread, dU summed
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
