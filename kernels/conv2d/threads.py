@@ -10,14 +10,17 @@ layer is done) measured 1.8-2.2x faster on 64 channels (65, 64 and 33 px maps, b
 dx + dw, 2 cores, 2026-12-02; benchmarks/README.md), even with 128, and slower from 512 channels,
 where each group's GEMMs read the whole transformed filter and dw adds one dU per group.
 
-That needs the BLAS to run one thread inside each of ours, without changing what the rest of the
-process gets: OpenBLAS (0.3.27 and later, which NumPy's wheels ship) has a per-thread setting,
-`openblas_set_num_threads_local`. Each worker sets it to 1 once, when it starts. Where that symbol
-is not found (NumPy on MKL or Accelerate, an older OpenBLAS) `pool()` is None and winograd.py keeps
-its two-threads-per-step path. The transforms the workers run are Numba functions compiled with
+That needs the BLAS to run one thread inside each of ours. OpenBLAS's thread count is one number
+for the whole process (its `openblas_set_num_threads_local`, despite the name, sets that same number
+in the pthreads builds NumPy ships: a worker's call left the main thread's GEMMs on one thread, which
+is how we found out). So `one_blas_thread()` sets it to 1 around the workers' part of a call and puts
+back what it was; the main thread only waits meanwhile, so no other GEMM of ours sees the change.
+Where the setter is not found (NumPy on MKL or Accelerate) `pool()` is None and winograd.py keeps its
+two-threads-per-step path. The transforms the workers run are Numba functions compiled with
 nogil=True, and np.matmul releases the GIL, so the workers do run at the same time.
 """
 
+import contextlib
 import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +30,11 @@ import numba
 _lock = threading.Lock()
 _pool = None
 _pool_made = False
+_blas = None
 
 
-def _openblas_local_setter():
-    """openblas_set_num_threads_local from the OpenBLAS this process loaded, or None."""
+def _openblas_thread_count():
+    """(get, set) of the OpenBLAS this process loaded (its process-wide thread count), or None."""
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
@@ -41,24 +45,37 @@ def _openblas_local_setter():
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_"):
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-                return setter
+        for get_name, set_name in (("openblas_get_num_threads", "openblas_set_num_threads"),
+                                   ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")):
+            get, set_ = getattr(library, get_name, None), getattr(library, set_name, None)
+            if get is not None and set_ is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                set_.argtypes, set_.restype = [ctypes.c_int], None
+                return get, set_
     return None
 
 
 def pool():
     """The worker pool (one worker per Numba thread), or None where it does not apply: one thread,
-    or no per-thread BLAS setting. Made once, at the first call."""
-    global _pool, _pool_made
+    or no OpenBLAS thread setting found. Made once, at the first call."""
+    global _pool, _pool_made, _blas
     with _lock:
         if not _pool_made:
             _pool_made = True
             workers = numba.get_num_threads()
-            setter = _openblas_local_setter() if workers > 1 else None
-            if setter is not None:
-                _pool = ThreadPoolExecutor(workers, thread_name_prefix="minipsp-conv",
-                                           initializer=setter, initargs=(1,))
+            _blas = _openblas_thread_count() if workers > 1 else None
+            if _blas is not None:
+                _pool = ThreadPoolExecutor(workers, thread_name_prefix="minipsp-conv")
         return _pool
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """OpenBLAS on one thread inside the block (for the workers' GEMMs), as it was after it."""
+    get, set_ = _blas
+    previous = get()
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(previous)

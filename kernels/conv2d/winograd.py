@@ -109,15 +109,16 @@ TILES_BUDGET = 8 << 20
 # a parallel loop waits for its slowest thread, and one not scheduled stalls it.)
 PARALLEL_MIN_SIZE = 1 << 18
 
-# Up to this many bytes of transformed filter, a call with 2 or more images (and, all images
-# together, at least PARALLEL_MIN_SIZE elements of V) runs one image per worker thread, each with a
-# one-thread BLAS (threads.py): no barrier between the transforms and the GEMMs. Measured 2026-12-02
-# (2 cores, batch 8, forward + dx + dw, F(4x4)): 64 channels 1.6-2.2x faster than the prange + BLAS
-# (2 cores, batch 8, forward + dx + dw, F(4x4), medians of 5 alternating, in several runs): 64 channels
-# at 65, 64 (dilation 2), 49 and 33 px 1.3-2.2x faster than the prange + BLAS threads path, 128
-# channels 1.3-1.8x, 256 (9.4 MB of U) 0.95-1.3x, 512 (38 MB) 1.4x slower: each image's GEMMs read all
-# of U, and dw adds one dU per image. In a PSPNet-18 step (per layer, alternating steps) dw at 256 x 256
-# was 1.3x slower (58 against 43 ms), forward and dx 1.04-1.08x faster: dw's limit is lower.
+# One image per worker thread, each with a one-thread BLAS (threads.py), for a call with 2 or more
+# images, at least THREADED_MIN_TILES tiles per image, at most THREADED_FILTER_BYTES of transformed
+# filter (THREADED_WEIGHT_GRAD_BYTES for dw) and PARALLEL_MIN_SIZE elements of V in all: no barrier
+# between the transforms and the GEMMs. Measured 2026-12-02 in a PSPNet-18 step (batch 8, 129 px,
+# 2 cores, per layer over 6 alternating steps, OPENBLAS_CORETYPE unset) against the prange + BLAS
+# threads path: 64 channels at 65 and 33 px (289 and 81 tiles of F(4x4) an image) 1.1-1.8x faster;
+# at 17 px (25 tiles an image) slower, 0.7-0.9x at 128-256 channels (each image's GEMMs are too small
+# for one thread to beat two); 8 x 64 x 64 x 64 dilation 2 alone 1.8x (25 against 45 ms). Large
+# filters would have each image's GEMMs read the whole U, and dw add one dU per image.
+THREADED_MIN_TILES = 64
 THREADED_FILTER_BYTES = 10 << 20
 THREADED_WEIGHT_GRAD_BYTES = 5 << 20
 
@@ -564,10 +565,10 @@ def _groups(N, bytes_per_image, filter_bytes):
     return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
 
 
-def _threaded(N, filter_bytes, tiles_size, limit=None):
+def _threaded(N, filter_bytes, tiles_per_image, tiles_size, limit=None):
     """The worker pool if this call goes one image per thread (see THREADED_FILTER_BYTES), else None."""
     limit = THREADED_FILTER_BYTES if limit is None else limit
-    if N < 2 or filter_bytes > limit or tiles_size < PARALLEL_MIN_SIZE:
+    if N < 2 or filter_bytes > limit or tiles_per_image < THREADED_MIN_TILES or tiles_size < PARALLEL_MIN_SIZE:
         return None
     return threads.pool()
 
@@ -599,14 +600,15 @@ def correlate(x, U, out_size, padding, dilation, m):
     if y.size == 0:
         return y
     k = _constants(x.dtype)
-    workers = _threaded(N, U.nbytes, alpha2 * C_in * N * tiles_per_image)
+    workers = _threaded(N, U.nbytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image)
     if workers is not None:
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
             _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
             M = np.matmul(U, V, out=_planes(alpha2, C_out, tiles_per_image, x.dtype))
             _output_serial(M, y[n:n + 1], table, tiles_per_image, dilation, m, k)
-        list(workers.map(one_image, range(N)))
+        with threads.one_blas_thread():
+            list(workers.map(one_image, range(N)))
         return y
     for n0, n1 in _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, U.nbytes):
         T = (n1 - n0) * tiles_per_image
@@ -687,7 +689,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
     blocks = _channel_blocks(C_out, filter_bytes)
-    workers = _threaded(N, filter_bytes, alpha2 * C_in * N * tiles_per_image,
+    workers = _threaded(N, filter_bytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image,
                         min(THREADED_FILTER_BYTES, THREADED_WEIGHT_GRAD_BYTES))
     if workers is not None:                                      # one image per thread, dU summed
         def one_image(n):
@@ -696,10 +698,11 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
             _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
             _grad_serial(dy[n:n + 1], Z, table, tiles_per_image, dilation, m, k)
             return np.matmul(Z, V.transpose(0, 2, 1))                   # alpha^2, C_out, C_in
-        partial_sums = workers.map(one_image, range(N))
-        dU = next(partial_sums)
-        for part in partial_sums:
-            dU += part
+        with threads.one_blas_thread():
+            partial_sums = workers.map(one_image, range(N))
+            dU = next(partial_sums)
+            for part in partial_sums:
+                dU += part
         dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
         _filter_transform_adjoint(dU, dw, m, _filter_constants(m))
         return dw

@@ -137,6 +137,8 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
             patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
         if path != "threaded":
             patch.setattr(winograd, "THREADED_FILTER_BYTES", -1)
+        else:
+            patch.setattr(winograd, "THREADED_MIN_TILES", 0)
         y = cpu.conv2d_forward(x, weight, bias, *hyper)
         grads = cpu.conv2d_backward(dy, x, weight, *hyper)
     np.testing.assert_allclose(y, expected_y, rtol=1e-10, atol=1e-10)
@@ -296,9 +298,33 @@ def test_the_worker_threads_run_here():
     'threaded' cases above do run one image per thread rather than falling back."""
     from minipsp.kernels.conv2d import threads
     assert threads.pool() is not None
-    assert winograd._threaded(2, 1000, winograd.PARALLEL_MIN_SIZE) is threads.pool()
-    assert winograd._threaded(1, 1000, winograd.PARALLEL_MIN_SIZE) is None          # one image: prange path
-    assert winograd._threaded(8, winograd.THREADED_FILTER_BYTES + 1, 1 << 30) is None  # large filter
+    enough = winograd.PARALLEL_MIN_SIZE
+    assert winograd._threaded(2, 1000, 81, enough) is threads.pool()
+    assert winograd._threaded(1, 1000, 81, enough) is None                              # one image: prange path
+    assert winograd._threaded(8, 1000, 25, enough) is None                              # small maps
+    assert winograd._threaded(8, winograd.THREADED_FILTER_BYTES + 1, 81, enough) is None  # large filter
+
+
+def test_the_workers_leave_the_blas_thread_count_as_it_was(monkeypatch):
+    """OpenBLAS's thread count is process-wide: the workers' one-thread section must put it back, or
+    every later GEMM of the main thread (im2col, large filters) would run on one thread."""
+    from minipsp.kernels.conv2d import threads
+    assert threads.pool() is not None
+    get, _ = threads._blas
+    before = get()
+    seen = []
+    real_serial = winograd._output_serial
+
+    def spy(*args):
+        seen.append(get())
+        return real_serial(*args)
+    monkeypatch.setattr(winograd, "_output_serial", spy)
+    monkeypatch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
+    monkeypatch.setattr(winograd, "THREADED_MIN_TILES", 0)
+    x, weight = np.ones((3, 4, 9, 9)), np.ones((4, 4, 3, 3))
+    winograd.conv2d_forward(x, weight, None, (1, 1), (1, 1), 4)
+    assert seen == [1, 1, 1]           # inside: one BLAS thread, for each image's GEMMs
+    assert get() == before             # after: as it was
 
 
 @pytest.mark.parametrize("m", [2, 4])
