@@ -31,6 +31,7 @@ _lock = threading.Lock()
 _pool = None
 _pool_made = False
 _blas = None
+_workers = 0
 
 
 def _openblas_thread_count():
@@ -58,7 +59,7 @@ def _openblas_thread_count():
 def pool():
     """The worker pool (one worker per Numba thread), or None where it does not apply: one thread,
     or no OpenBLAS thread setting found. Made once, at the first call."""
-    global _pool, _pool_made, _blas
+    global _pool, _pool_made, _blas, _workers
     with _lock:
         if not _pool_made:
             _pool_made = True
@@ -66,7 +67,14 @@ def pool():
             _blas = _openblas_thread_count() if workers > 1 else None
             if _blas is not None:
                 _pool = ThreadPoolExecutor(workers, thread_name_prefix="minipsp-conv")
+                _workers = workers
         return _pool
+
+
+def workers():
+    """How many worker threads pool() has (0 without a pool)."""
+    pool()
+    return _workers
 
 
 @contextlib.contextmanager

@@ -109,16 +109,19 @@ TILES_BUDGET = 8 << 20
 # a parallel loop waits for its slowest thread, and one not scheduled stalls it.)
 PARALLEL_MIN_SIZE = 1 << 18
 
-# One image per worker thread, each with a one-thread BLAS (threads.py), for a call with 2 or more
-# images, at least THREADED_MIN_TILES tiles per image, at most THREADED_FILTER_BYTES of transformed
-# filter (THREADED_WEIGHT_GRAD_BYTES for dw) and PARALLEL_MIN_SIZE elements of V in all: no barrier
-# between the transforms and the GEMMs. Measured 2026-12-02 in a PSPNet-18 step (batch 8, 129 px,
-# 2 cores, per layer over 6 alternating steps, OPENBLAS_CORETYPE unset) against the prange + BLAS
-# threads path: 64 channels at 65 and 33 px (289 and 81 tiles of F(4x4) an image) 1.1-1.8x faster;
-# at 17 px (25 tiles an image) slower, 0.7-0.9x at 128-256 channels (each image's GEMMs are too small
-# for one thread to beat two); 8 x 64 x 64 x 64 dilation 2 alone 1.8x (25 against 45 ms). Large
-# filters would have each image's GEMMs read the whole U, and dw add one dU per image.
+# One image per worker thread, each with a one-thread BLAS (threads.py), for a call with at least
+# THREADED_MIN_IMAGES_PER_WORKER images a worker, THREADED_MIN_TILES tiles an image, at most
+# THREADED_FILTER_BYTES of transformed filter (THREADED_WEIGHT_GRAD_BYTES for dw) and
+# PARALLEL_MIN_SIZE elements of V in all: no barrier between the transforms and the GEMMs.
+# Measured 2026-12-02 in a PSPNet-18 step (batch 8, 129 px, 2 cores, OPENBLAS_CORETYPE unset, per
+# layer over 6 alternating steps) against the prange + BLAS threads path: 64 channels at 65 and 33 px
+# (289 and 81 tiles of F(4x4) an image) 1.1-1.8x faster; at 17 px (25 tiles an image) 0.7-0.9x at
+# 128-256 channels (each image's GEMMs too small for one thread to beat two); 8 x 64 x 64 x 64
+# dilation 2 alone 1.8x (25 against 45 ms). Large filters would have each image's GEMMs read all of
+# U, and dw add one dU per image. With one image a worker (batch 2 on 2 cores) an imbalance leaves a
+# core idle: a PSPNet-18 step at batch 2 measured 0.51 s against 0.485 s the old way.
 THREADED_MIN_TILES = 64
+THREADED_MIN_IMAGES_PER_WORKER = 2
 THREADED_FILTER_BYTES = 10 << 20
 THREADED_WEIGHT_GRAD_BYTES = 5 << 20
 
@@ -568,7 +571,8 @@ def _groups(N, bytes_per_image, filter_bytes):
 def _threaded(N, filter_bytes, tiles_per_image, tiles_size, limit=None):
     """The worker pool if this call goes one image per thread (see THREADED_FILTER_BYTES), else None."""
     limit = THREADED_FILTER_BYTES if limit is None else limit
-    if N < 2 or filter_bytes > limit or tiles_per_image < THREADED_MIN_TILES or tiles_size < PARALLEL_MIN_SIZE:
+    if N < THREADED_MIN_IMAGES_PER_WORKER * max(1, threads.workers()) or filter_bytes > limit \
+            or tiles_per_image < THREADED_MIN_TILES or tiles_size < PARALLEL_MIN_SIZE:
         return None
     return threads.pool()
 

@@ -139,6 +139,7 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
             patch.setattr(winograd, "THREADED_FILTER_BYTES", -1)
         else:
             patch.setattr(winograd, "THREADED_MIN_TILES", 0)
+            patch.setattr(winograd, "THREADED_MIN_IMAGES_PER_WORKER", 1)
         y = cpu.conv2d_forward(x, weight, bias, *hyper)
         grads = cpu.conv2d_backward(dy, x, weight, *hyper)
     np.testing.assert_allclose(y, expected_y, rtol=1e-10, atol=1e-10)
@@ -299,8 +300,10 @@ def test_the_worker_threads_run_here():
     from minipsp.kernels.conv2d import threads
     assert threads.pool() is not None
     enough = winograd.PARALLEL_MIN_SIZE
-    assert winograd._threaded(2, 1000, 81, enough) is threads.pool()
-    assert winograd._threaded(1, 1000, 81, enough) is None                              # one image: prange path
+    many = winograd.THREADED_MIN_IMAGES_PER_WORKER * threads.workers()
+    assert threads.workers() >= 2
+    assert winograd._threaded(many, 1000, 81, enough) is threads.pool()
+    assert winograd._threaded(many - 1, 1000, 81, enough) is None                       # few images: prange path
     assert winograd._threaded(8, 1000, 25, enough) is None                              # small maps
     assert winograd._threaded(8, winograd.THREADED_FILTER_BYTES + 1, 81, enough) is None  # large filter
 
@@ -321,6 +324,7 @@ def test_the_workers_leave_the_blas_thread_count_as_it_was(monkeypatch):
     monkeypatch.setattr(winograd, "_output_serial", spy)
     monkeypatch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
     monkeypatch.setattr(winograd, "THREADED_MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "THREADED_MIN_IMAGES_PER_WORKER", 1)
     x, weight = np.ones((3, 4, 9, 9)), np.ones((4, 4, 3, 3))
     winograd.conv2d_forward(x, weight, None, (1, 1), (1, 1), 4)
     assert seen == [1, 1, 1]           # inside: one BLAS thread, for each image's GEMMs
