@@ -11,8 +11,19 @@ import os
 if os.environ.get("MINIPSP_REAL_GPU") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+
+# A shell starts a background job (`make test &`, `( ... & )`) with SIGINT ignored, and Python then
+# leaves it ignored instead of raising KeyboardInterrupt: the in-process signal tests see no Ctrl-C,
+# and every child a test interrupts inherits the ignored SIGINT through exec and runs until its
+# timeout (found 2026-12-02: a CI launched that way failed 7 tests). The tests need Ctrl-C as a
+# terminal gives it, so they get Python's own handler back. (minipsp itself keeps an inherited
+# SIG_IGN on purpose: _minipsp_entry.py, as nohup expects.)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Deadlines off: the first call of a Numba kernel compiles it, which takes seconds.
 settings.register_profile(
@@ -43,12 +54,9 @@ def pytest_collection_modifyitems(config, items):
 def signals_left_as_found(request):
     """Every test leaves Ctrl-C and SIGTERM as it found them: their handlers and the signal mask.
 
-    On one CI run (2026-12-02, a fresh clone) SIGINT was found ignored or blocked in the pytest process
-    from some test on: every later test that interrupts a child process timed out (children inherit
-    both through exec) and the in-process signal test failed, far from the cause, which we could not
-    reproduce (the whole suite passes in one process here). This puts Ctrl-C and SIGTERM back after
-    every test and warns, naming the test, so the run goes on and the log says where it happened."""
-    import signal
+    A test that left SIGINT ignored (or blocked) would break every later test that interrupts a child
+    process (children inherit both through exec) and every in-process signal test, far from the
+    cause. This puts Ctrl-C and SIGTERM back after every test and warns, naming the test."""
     import threading
     import warnings
 
