@@ -681,7 +681,7 @@ def _zip_errors(what):
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
-            struct.error) as exc:
+            struct.error, OverflowError) as exc:   # OverflowError: a header offset past what seek() takes
         raise CheckpointError(f"{what} is damaged or truncated ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
 
