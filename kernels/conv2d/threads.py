@@ -1,14 +1,14 @@
-"""One thread per group of images, each with a one-thread BLAS: Winograd's groups run side by side.
+"""One image per worker thread, each with a one-thread BLAS: Winograd's images run side by side.
 
-The other way to use two cores, and the one winograd.py takes on large filters, is two threads per
-step: a prange loop over channels for each transform, then OpenBLAS's own threads for each of the
-alpha^2 GEMMs. Every one of those ends in a barrier, and on few channels the pieces are small: a
-64-channel layer's 36 GEMMs of 64 x 64 x T each wake and wait for a second thread, and its
-transforms, loops over every pixel, wait for the slower half. Giving each thread whole groups of
-images instead (their transforms, their 36 GEMMs, their output transform: no barrier until the
-layer is done) measured 1.8-2.2x faster on 64 channels (65, 64 and 33 px maps, batch 8, forward +
-dx + dw, 2 cores, 2026-12-02; benchmarks/README.md), even with 128, and slower from 512 channels,
-where each group's GEMMs read the whole transformed filter and dw adds one dU per group.
+The other way to use two cores, and the one winograd.py takes on large filters and small maps, is two
+threads per step: a prange loop over channels for each transform, then OpenBLAS's own threads for
+each of the alpha^2 GEMMs. Every one of those ends in a barrier, and on few channels the pieces are
+small: a 64-channel layer's 36 GEMMs of 64 x 64 x T each wake and wait for a second thread, and its
+transforms wait for the slower half. Giving each thread whole images instead (their transforms,
+their 36 GEMMs, their output transform: no barrier until the layer is done) measured, on 2 cores
+on 2026-12-02 (winograd.py's THREADED_* constants give the details): 8 x 64 x 64 x 64 dilation 2,
+forward + dx + dw, 45 -> 25 ms; in a PSPNet-18 step the 64-channel layers at 65 and 33 px 1.1-1.8x
+faster; 17 px maps and batch 2 slower (so winograd.py keeps them on the other path).
 
 That needs the BLAS to run one thread inside each of ours. OpenBLAS's thread count is one number
 for the whole process (its `openblas_set_num_threads_local`, despite the name, sets that same number

@@ -568,11 +568,10 @@ def _groups(N, bytes_per_image, filter_bytes):
     return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
 
 
-def _threaded(N, filter_bytes, tiles_per_image, tiles_size, limit=None):
+def _threaded(N, filter_bytes, tiles_per_image, tiles_size, limit):
     """The worker pool if this call goes one image per thread (see THREADED_FILTER_BYTES), else None."""
-    limit = THREADED_FILTER_BYTES if limit is None else limit
-    if N < THREADED_MIN_IMAGES_PER_WORKER * max(1, threads.workers()) or filter_bytes > limit \
-            or tiles_per_image < THREADED_MIN_TILES or tiles_size < PARALLEL_MIN_SIZE:
+    if filter_bytes > limit or tiles_per_image < THREADED_MIN_TILES or tiles_size < PARALLEL_MIN_SIZE \
+            or N < THREADED_MIN_IMAGES_PER_WORKER * max(1, threads.workers()):
         return None
     return threads.pool()
 
@@ -604,7 +603,7 @@ def correlate(x, U, out_size, padding, dilation, m):
     if y.size == 0:
         return y
     k = _constants(x.dtype)
-    workers = _threaded(N, U.nbytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image)
+    workers = _threaded(N, U.nbytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image, THREADED_FILTER_BYTES)
     if workers is not None:
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
@@ -694,7 +693,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
     blocks = _channel_blocks(C_out, filter_bytes)
     workers = _threaded(N, filter_bytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image,
-                        min(THREADED_FILTER_BYTES, THREADED_WEIGHT_GRAD_BYTES))
+                        THREADED_WEIGHT_GRAD_BYTES)
     if workers is not None:                                      # one image per thread, dU summed
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)

@@ -299,13 +299,13 @@ def test_the_worker_threads_run_here():
     'threaded' cases above do run one image per thread rather than falling back."""
     from minipsp.kernels.conv2d import threads
     assert threads.pool() is not None
-    enough = winograd.PARALLEL_MIN_SIZE
+    enough, limit = winograd.PARALLEL_MIN_SIZE, winograd.THREADED_FILTER_BYTES
     many = winograd.THREADED_MIN_IMAGES_PER_WORKER * threads.workers()
     assert threads.workers() >= 2
-    assert winograd._threaded(many, 1000, 81, enough) is threads.pool()
-    assert winograd._threaded(many - 1, 1000, 81, enough) is None                       # few images: prange path
-    assert winograd._threaded(8, 1000, 25, enough) is None                              # small maps
-    assert winograd._threaded(8, winograd.THREADED_FILTER_BYTES + 1, 81, enough) is None  # large filter
+    assert winograd._threaded(many, 1000, 81, enough, limit) is threads.pool()
+    assert winograd._threaded(many - 1, 1000, 81, enough, limit) is None                       # few images: prange path
+    assert winograd._threaded(8, 1000, 25, enough, limit) is None                              # small maps
+    assert winograd._threaded(8, limit + 1, 81, enough, limit) is None  # large filter
 
 
 def test_the_workers_leave_the_blas_thread_count_as_it_was(monkeypatch):
