@@ -53,7 +53,8 @@ transformed position xi = (i, j), which is where the time goes (the BLAS does it
 
 Backward (the same three transforms, no new algorithm):
     dx: a stride-1 3x3 convolution of dy with the flipped, transposed kernel w'[c, co] = w[co, c, ::-1, ::-1],
-        padding 2*d - p per axis (d the dilation), output size H x W: Winograd forward again.
+        padding 2*d - p per axis (d the dilation), output size H x W: Winograd forward again, and its
+        transformed kernel is the forward's U, planes reordered and transposed (FLIP_ORDER, below).
     dw: the adjoint of the forward in U. With Z = A dY A^T per output tile (alpha^2, C_out, T),
         dU = Z @ V^T (alpha^2 GEMMs of C_out x T x C_in, summed over tiles), dw = G^T dU G.
 Dilation goes through space_to_batch.py: the loops read the phase sub-image x[:, :, r::d, s::d] and
@@ -422,9 +423,9 @@ def _grad_serial(dy, Z, table, tiles_per_image, dilation, m, k):
 
 # ---------------------------------------------------------------- filter transforms
 # Loops over (co, c) reading each 3x3 filter where it lies in the weight (C_out, C_in, 3, 3): 9
-# contiguous values. (Until 2026-12-02 the weight was first copied to (C_out, 3, 3, C_in), and for dx
-# flipped and transposed as well, two copies: 40 ms of a PSPNet-18 step; reading it in place is 1.3-3x
-# faster at 256-1024 channels, copies included.) kg holds 1/4680 and the integers 4, 6, 9, 130 (F(4, 3))
+# contiguous values. (Until 2026-12-02 the weight was first copied to (C_out, 3, 3, C_in): 40 ms of a
+# PSPNet-18 step; reading it in place is 1.3-3x faster at 256-1024 channels, copies included. dx's
+# kernel needs no transform of its own: see FLIP_ORDER.) kg holds 1/4680 and the integers 4, 6, 9, 130 (F(4, 3))
 # or 1/2 (F(2, 3)) in float64, so the arithmetic is float64 whatever the dtype (in float32 these
 # transforms doubled F(4x4)'s error in PSPNet's gradients) and only the result is rounded.
 
@@ -464,16 +465,11 @@ def _gt2(u0, u1, u2, u3, kg):
 
 
 @njit(cache=True, inline="always")
-def _transform_one(w, o, i, U, row, column, m, kg, flip):
-    """U[:, row, column] = G g G^T for g = w[o, i] (3, 3), or for g = w[o, i, ::-1, ::-1] if flip."""
-    if flip:
-        g00, g01, g02 = np.float64(w[o, i, 2, 2]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 0])
-        g10, g11, g12 = np.float64(w[o, i, 1, 2]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 0])
-        g20, g21, g22 = np.float64(w[o, i, 0, 2]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 0])
-    else:
-        g00, g01, g02 = np.float64(w[o, i, 0, 0]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 2])
-        g10, g11, g12 = np.float64(w[o, i, 1, 0]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 2])
-        g20, g21, g22 = np.float64(w[o, i, 2, 0]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 2])
+def _transform_one(w, o, i, U, m, kg):
+    """U[:, o, i] = G g G^T for g = w[o, i] (3, 3)."""
+    g00, g01, g02 = np.float64(w[o, i, 0, 0]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 2])
+    g10, g11, g12 = np.float64(w[o, i, 1, 0]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 2])
+    g20, g21, g22 = np.float64(w[o, i, 2, 0]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 2])
     if m == 4:   # G g: columns l = 0, 1, 2 of the result
         c0 = _g4(g00, g10, g20, kg)
         c1 = _g4(g01, g11, g21, kg)
@@ -481,7 +477,7 @@ def _transform_one(w, o, i, U, row, column, m, kg, flip):
         for a in range(6):   # (G g) G^T: row a is G (c0[a], c1[a], c2[a])
             values = _g4(c0[a], c1[a], c2[a], kg)
             for b in range(6):
-                U[a * 6 + b, row, column] = values[b]
+                U[a * 6 + b, o, i] = values[b]
     else:
         c0 = _g2(g00, g10, g20, kg)
         c1 = _g2(g01, g11, g21, kg)
@@ -489,7 +485,7 @@ def _transform_one(w, o, i, U, row, column, m, kg, flip):
         for a in range(4):
             values = _g2(c0[a], c1[a], c2[a], kg)
             for b in range(4):
-                U[a * 4 + b, row, column] = values[b]
+                U[a * 4 + b, o, i] = values[b]
 
 
 @njit(cache=True, parallel=True)
@@ -497,17 +493,7 @@ def _filter_transform(w, U, m, kg):
     """U[pos, co, c] = (G g G^T)[pos] for g = w[co, c] (w: the weight, (C_out, C_in, 3, 3))."""
     for co in prange(w.shape[0]):
         for c in range(w.shape[1]):
-            _transform_one(w, co, c, U, co, c, m, kg, False)
-
-
-@njit(cache=True, parallel=True)
-def _filter_transform_flipped(w, U, m, kg):
-    """U[pos, c, co] = (G g G^T)[pos] for g = w[co, c, ::-1, ::-1]: the transform of dx's kernel (the
-    flipped, transposed weight), made from the weight without copying it. Parallel over U's rows, so
-    that each thread writes its own rows."""
-    for c in prange(w.shape[1]):
-        for co in range(w.shape[0]):
-            _transform_one(w, co, c, U, c, co, m, kg, True)
+            _transform_one(w, co, c, U, m, kg)
 
 
 @njit(cache=True, parallel=True)
@@ -576,40 +562,73 @@ def _threaded(N, filter_bytes, tiles_per_image, tiles_size, limit):
     return threads.pool()
 
 
-def transform_filter(weight, m, flipped=False):
-    """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype. With
-    flipped, the transform of the flipped, transposed kernel w[:, :, ::-1, ::-1].transpose(1, 0):
-    (alpha^2, C_in, C_out), the kernel of dx."""
+def transform_filter(weight, m):
+    """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype."""
     C_out, C_in = weight.shape[:2]
-    if flipped:
-        U = _planes((m + 2) ** 2, C_in, C_out, weight.dtype)
-        _filter_transform_flipped(weight, U, m, _filter_constants(m))
-    else:
-        U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
-        _filter_transform(weight, U, m, _filter_constants(m))
+    U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
+    _filter_transform(weight, U, m, _filter_constants(m))
     return U
 
 
-def correlate(x, U, out_size, padding, dilation, m):
+# dx's kernel from the forward's U, without a transform of its own. G's points come in pairs (p, -p)
+# around 0 and infinity, so G applied to the reversed filter is G's rows reordered, some negated:
+#     G J = S P G,   J the reversal, P the permutation FLIP_ORDER[m], S = diag(FLIP_SIGNS[m])
+# (F(2, 3): rows 3, 1, 2, 0; F(4, 3): rows 5, 3, 4, 1, 2, 0 with the middle four negated). Nested,
+# the transform of the flipped filter is U'[(a, b)] = s_a s_b U[(P a, P b)], and dx's kernel, also
+# transposed over channels, is U'[xi]^T: each plane's GEMM takes the forward's plane P xi transposed
+# (the BLAS reads it so; no copy) and the signs go into the output transform, which then applies
+# A^T S instead of A^T on both sides: for F(4, 3) that negates its constants 8, 12, 18, 27.
+# (Until 2026-12-02 dx had its own flipped transform reading the weight along C_out: 2.5x slower than
+# the forward's, 0.38 s of a 3.3 s PSPNet-50 step at batch 2.)
+FLIP_ORDER = {2: (3, 1, 2, 0), 4: (5, 3, 4, 1, 2, 0)}
+FLIP_SIGNS = {2: (1, 1, 1, 1), 4: (1, -1, -1, -1, -1, 1)}
+
+
+def _flip_planes(m):
+    """The plane of U that each plane of dx's kernel is (transposed): P xi for xi = a * alpha + b."""
+    order, alpha = FLIP_ORDER[m], m + 2
+    return [order[a] * alpha + order[b] for a in range(alpha) for b in range(alpha)]
+
+
+def _output_constants(dtype, m, flipped):
+    """The constants of the output transform: A^T's, or (A^T S)'s for dx's kernel (see FLIP_ORDER)."""
+    k = _constants(dtype)
+    if flipped and m == 4:
+        k[:4] = -k[:4]          # 8, 12, 18, 27: A^T's entries in the columns S negates
+    return k
+
+
+def _transformed_products(U, V, out, m, flipped):
+    """M = U @ V per plane (alpha^2 GEMMs), or with dx's kernel U'^T[P xi] when flipped (unsigned)."""
+    if not flipped:
+        return np.matmul(U, V, out=out)
+    for xi, source in enumerate(_flip_planes(m)):
+        np.matmul(U[source].T, V[xi], out=out[xi])
+    return out
+
+
+def correlate(x, U, out_size, padding, dilation, m, flipped=False):
     """y[n, co, o] = sum_{c, k} w[co, c, k] x[n, c, o - p + d*k] (2-D, 3x3, stride 1, zero outside x)
     for 0 <= o < out_size, from U = transform_filter(w, m). padding (ph, pw) may be negative.
-    x (N, C_in, H, W) -> y (N, C_out, OH, OW)."""
+    x (N, C_in, H, W) -> y (N, C_out, OH, OW). With flipped, the kernel is w's flipped transpose,
+    w[:, :, ::-1, ::-1].transpose(1, 0) (dx's), still from w's U: x (N, C_out_w, H, W) -> y (N, C_in_w, ...)."""
     x = np.ascontiguousarray(x)
     N, C_in, H, W = x.shape
-    alpha2, C_out = U.shape[0], U.shape[1]
+    alpha2 = U.shape[0]
+    C_out = U.shape[2] if flipped else U.shape[1]
     OH, OW = out_size
     table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     if y.size == 0:
         return y
-    k = _constants(x.dtype)
+    k, k_out = _constants(x.dtype), _output_constants(x.dtype, m, flipped)
     workers = _threaded(N, U.nbytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image, THREADED_FILTER_BYTES)
     if workers is not None:
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
             _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
-            M = np.matmul(U, V, out=_planes(alpha2, C_out, tiles_per_image, x.dtype))
-            _output_serial(M, y[n:n + 1], table, tiles_per_image, dilation, m, k)
+            M = _transformed_products(U, V, _planes(alpha2, C_out, tiles_per_image, x.dtype), m, flipped)
+            _output_serial(M, y[n:n + 1], table, tiles_per_image, dilation, m, k_out)
         with threads.one_blas_thread():
             list(workers.map(one_image, range(N)))
         return y
@@ -618,8 +637,8 @@ def correlate(x, U, out_size, padding, dilation, m):
         V = _planes(alpha2, C_in, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
         (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
-        M = np.matmul(U, V, out=_planes(alpha2, C_out, T, x.dtype))         # alpha^2, C_out, T
-        (_output_parallel if parallel else _output_serial)(M, y[n0:n1], table, tiles_per_image, dilation, m, k)
+        M = _transformed_products(U, V, _planes(alpha2, C_out, T, x.dtype), m, flipped)   # alpha^2, C_out, T
+        (_output_parallel if parallel else _output_serial)(M, y[n0:n1], table, tiles_per_image, dilation, m, k_out)
     return y
 
 
@@ -638,7 +657,8 @@ def _channel_blocks(C_out, filter_bytes):
 
 
 def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
-    """correlate(x, transform_filter(weight, m, flipped), ...), with a large filter transformed in blocks."""
+    """correlate(x, transform_filter(weight, m), ..., flipped), with a large filter transformed in blocks
+    (of the output channels: weight's rows, or with flipped its columns)."""
     x = np.ascontiguousarray(x)
     N, C_in, H, W = x.shape
     C_out = weight.shape[1] if flipped else weight.shape[0]
@@ -649,19 +669,20 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
     groups = _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, filter_bytes)
     blocks = _channel_blocks(C_out, filter_bytes)
     if len(blocks) == 1 or len(groups) > 1 or N * C_out * OH * OW == 0:
-        return correlate(x, transform_filter(weight, m, flipped), out_size, padding, dilation, m)
-    k = _constants(x.dtype)
+        return correlate(x, transform_filter(weight, m), out_size, padding, dilation, m, flipped)
+    k, k_out = _constants(x.dtype), _output_constants(x.dtype, m, flipped)
     T = N * tiles_per_image
     V = _planes(alpha2, C_in, T, x.dtype)
     parallel = V.size >= PARALLEL_MIN_SIZE
     (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     for c0, c1 in blocks:
-        U = transform_filter(weight[:, c0:c1] if flipped else weight[c0:c1], m, flipped)
-        M = np.matmul(U, V, out=_planes(alpha2, c1 - c0, T, x.dtype))
+        U = transform_filter(weight[:, c0:c1] if flipped else weight[c0:c1], m)
+        M = _transformed_products(U, V, _planes(alpha2, c1 - c0, T, x.dtype), m, flipped)
         del U
         # straight into y's channels c0:c1 (a view: the loops take any strides)
-        (_output_parallel if parallel else _output_serial)(M, y[:, c0:c1], table, tiles_per_image, dilation, m, k)
+        (_output_parallel if parallel else _output_serial)(M, y[:, c0:c1], table, tiles_per_image, dilation, m,
+                                                           k_out)
     return y
 
 

@@ -79,6 +79,21 @@ def test_2d_nesting_and_the_loops_match_the_matrices(m):
     np.testing.assert_allclose(y[0, 0], expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("m", [2, 4])
+def test_the_flipped_filter_is_the_forward_transform_reordered(m):
+    """G J = S P G (J reverses the filter): dx's kernel is the forward's U, planes reordered, signed, and
+    the signs fold into the output transform as A^T S, which is A^T with its constants negated."""
+    G, AT = winograd.MATRICES[m]["G"], winograd.MATRICES[m]["AT"]
+    order, signs = winograd.FLIP_ORDER[m], np.array(winograd.FLIP_SIGNS[m], dtype=np.float64)
+    np.testing.assert_array_equal(G[:, ::-1], signs[:, None] * G[list(order)])
+    g = np.random.default_rng(m).standard_normal((3, 3))
+    U, U_flipped = G @ g @ G.T, G @ g[::-1, ::-1] @ G.T
+    np.testing.assert_allclose(U_flipped, np.outer(signs, signs) * U[np.ix_(order, order)], rtol=1e-14, atol=1e-14)
+    k = winograd._output_constants(np.float64, m, flipped=True)
+    loop_at = np.array([winograd._at4(*np.eye(6)[j], k) for j in range(6)]).T if m == 4 else AT
+    np.testing.assert_array_equal(loop_at, AT * signs[None, :])
+
+
 # ---------------------------------------------------------------- space to batch
 
 @given(config=winograd_configs(max_padding=5))
