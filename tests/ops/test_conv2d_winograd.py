@@ -236,13 +236,18 @@ def test_table_choices(monkeypatch):
     """The table's choices on PSPNet's shapes (batch 8, 129 and 65 px crops) and what stays im2col."""
     monkeypatch.delenv("MINIPSP_CONV", raising=False)
 
-    def choose(C_in, C_out, side, kernel=3, stride=1, d=1):
-        return algorithm.choose((8, C_in, side, side), (C_out, C_in, kernel, kernel), (stride, stride), (d, d), (d, d))
+    def choose(C_in, C_out, side, kernel=3, stride=1, d=1, N=8):
+        return algorithm.choose((N, C_in, side, side), (C_out, C_in, kernel, kernel), (stride, stride), (d, d), (d, d))
 
     for conv in ("auto", "fast"):                                    # fast: the same table now
         monkeypatch.setenv("MINIPSP_CONV", conv)
         assert choose(64, 64, 65) == ("winograd4", "winograd4")           # the stem, layer1 (waste 1.09)
-        assert choose(512, 512, 17, d=4) == ("winograd4", "winograd4")    # layer4 at 129 px (waste 1.38)
+        assert choose(256, 256, 17, d=2) == ("winograd4", "winograd4")    # layer3 at 129 px (waste 1.38)
+        # layer4 at 129 px: F(4x4)'s U is 47 K elements per tile (> F4_MAX_FILTER_PER_TILE), F(2x2)
+        assert choose(512, 512, 17, d=4) == ("winograd2", "winograd2")
+        assert choose(512, 512, 17, d=4, N=32) == ("winograd4", "winograd4")   # enough tiles share it
+        assert choose(128, 128, 17, N=2) == ("winograd4", "winograd4")    # PSPNet-50 at batch 2: layer2
+        assert choose(256, 256, 17, d=2, N=2) == ("winograd2", "winograd2")  # and layer3
         assert choose(1024, 512, 9) == ("winograd2", "winograd2")         # the head at 65 px (waste 1.78)
         assert choose(512, 512, 9, d=4) == ("winograd2", "winograd2")     # layer4 at 65 px (waste 3.2)
         assert choose(64, 128, 64, stride=2) == ("im2col", "im2col")      # stride 2
