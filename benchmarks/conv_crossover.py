@@ -37,6 +37,8 @@ LAYERS = [
     ("layer4 d4 (17 px)", 512, 512, 17, 4),
     ("aux head 18 (17 px)", 256, 256, 17, 1),
     ("cls head 18 (17 px)", 1024, 512, 17, 1),
+    ("aux head 50 (17 px)", 1024, 256, 17, 1),
+    ("cls head 50 (17 px)", 4096, 512, 17, 1),
 ]
 ALGORITHMS = ["im2col", "winograd2", "winograd4"]
 PASSES = ["forward", "dx", "dw"]

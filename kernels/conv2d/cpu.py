@@ -169,10 +169,41 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
 def _group_cols(x, kernel_size, stride, padding, dilation):
     """im2col of a group of images; for one image and a 1x1 kernel with stride 1 and no padding,
     cols is x itself seen as a (C, H*W) matrix, so nothing is copied."""
-    pointwise = kernel_size == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-    if pointwise and x.shape[0] == 1:
+    if _pointwise(kernel_size, stride, padding) and x.shape[0] == 1:
         return x.reshape(x.shape[1], -1)
     return im2col(x, kernel_size, stride, padding, dilation)
+
+
+def _pointwise(kernel_size, stride, padding):
+    """A 1x1 kernel with stride 1 and no padding: a matrix product per image, y[n] = W x[n] (C, H*W)."""
+    return tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
+# A 1x1 conv (half of a bottleneck ResNet's convolutions) needs no cols at all: x[n] seen as a (C_in,
+# H*W) matrix is its cols, and W x[n] comes out as y[n]. With one GEMM over a group of images (the
+# general path) the group's columns had to be gathered into cols and the product scattered back
+# into (N, C_out, OH, OW), and dx went through col2im: three copies of each activation per step.
+def _pointwise_forward(x, w_mat):
+    N, C_in, H, W = x.shape
+    y = np.empty((N, w_mat.shape[0], H, W), dtype=x.dtype)
+    np.matmul(w_mat, x.reshape(N, C_in, H * W), out=y.reshape(N, -1, H * W))
+    return y
+
+
+def _pointwise_backward(dy, x, w_mat, needs_input_grad, needs_weight_grad):
+    """dx[n] = W^T dy[n]; dw = sum over n of dy[n] x[n]^T (a GEMM per image, summed in place)."""
+    N, C_in, H, W = x.shape
+    dy_mats, x_mats = dy.reshape(N, -1, H * W), x.reshape(N, C_in, H * W)
+    dx = dw_mat = None
+    if needs_input_grad:
+        dx = np.empty_like(x)
+        np.matmul(w_mat.T, dy_mats, out=dx.reshape(N, C_in, H * W))
+    if needs_weight_grad:
+        dw_mat = np.zeros_like(w_mat)
+        product = np.empty_like(w_mat)
+        for n in range(N):
+            dw_mat += np.matmul(dy_mats[n], x_mats[n].T, out=product)
+    return dx, dw_mat
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation):
@@ -185,6 +216,11 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation):
     C_out, _, KH, KW = weight.shape
     OH, OW = _sizes(x.shape, (KH, KW), stride, padding, dilation)
     w_mat = np.ascontiguousarray(weight).reshape(C_out, -1)                # C_out, C_in*KH*KW
+    if _pointwise((KH, KW), stride, padding):
+        y = _pointwise_forward(x, w_mat)
+        if bias is not None:
+            y += bias.reshape(1, C_out, 1, 1)
+        return y
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     for n0, n1 in _image_groups(N, w_mat.shape[1] * OH * OW * x.itemsize):
         cols = _group_cols(x[n0:n1], (KH, KW), stride, padding, dilation)  # C_in*KH*KW, g*OH*OW
@@ -222,6 +258,9 @@ def _im2col_backward(dy, x, weight, stride, padding, dilation, needs_input_grad,
     N, _, OH, OW = dy.shape
     C_out, _, KH, KW = weight.shape
     w_mat = np.ascontiguousarray(weight).reshape(C_out, -1)                # C_out, C_in*KH*KW
+    if _pointwise((KH, KW), stride, padding):
+        dx, dw_mat = _pointwise_backward(dy, x, w_mat, needs_input_grad, needs_weight_grad)
+        return dx, None if dw_mat is None else dw_mat.reshape(weight.shape)
     geometry = _geometry(x.shape, (KH, KW), stride, padding, dilation)
     dx = np.empty_like(x) if needs_input_grad else None
     dw_mat = np.zeros_like(w_mat) if needs_weight_grad else None          # C_out, C_in*KH*KW

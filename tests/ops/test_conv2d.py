@@ -117,7 +117,7 @@ def test_backward_skips_gradients_not_asked_for(module):
 
 @pytest.mark.parametrize("N", [1, 3])
 def test_cpu_pointwise_conv_without_im2col(N):
-    """A 1x1 conv, stride 1, no padding, one image per GEMM: cols is x itself (no copy)."""
+    """A 1x1 conv, stride 1, no padding: a GEMM per image on x itself (no cols, no copy), any batch."""
     rng = np.random.default_rng(N)
     x, weight = rng.standard_normal((N, 5, 3, 4)), rng.standard_normal((6, 5, 1, 1))
     dy = rng.standard_normal((N, 6, 3, 4))
