@@ -645,20 +645,27 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
 # Largest transformed filter (U, or dw's dU) made at once, in bytes. F(4x4)'s is 36/9 = 4x the weights:
 # 75 MB for PSPNet's 1024 -> 512 head, and the head's convs run at the training step's peak of memory
 # (all activations alive), so a U that size raised the step's peak by as much. Larger filters go
-# through in blocks of output channels: each block's U, its GEMMs and its output transform, then the
-# next (the input's transform V is made once). Only where all images fit one group (they do for such
-# filters: a group may hold twice the filter's bytes of tiles), so nothing is transformed twice.
+# through in blocks of channels: each block's U and its GEMMs, then the next (the input's transform V
+# is made once). Only where all images fit one group (they do for such filters: a group may hold
+# twice the filter's bytes of tiles), so nothing is transformed twice.
+# The blocks run along the larger of the two channel counts, so that each block's GEMMs keep the
+# other one whole: PSPNet-50's head (4096 -> 512, 134 MB of F(2x2) U) in blocks of 61 output
+# channels ran its forward GEMMs (61 x 4096 x 162, 16 planes) at 0.55x the speed of whole ones;
+# blocks of 488 input channels (512 x 488 x 162, summed into M) run at full speed. Measured
+# 2026-12-02, 2 cores, batch 2, 17 px: forward 110 -> XX ms (torch 93).
 FILTER_BLOCK_BYTES = 16 << 20
 
 
-def _channel_blocks(C_out, filter_bytes):
-    size = C_out if filter_bytes <= FILTER_BLOCK_BYTES else max(1, C_out * FILTER_BLOCK_BYTES // filter_bytes)
-    return [(c0, min(C_out, c0 + size)) for c0 in range(0, C_out, size)]
+def _channel_blocks(channels, filter_bytes):
+    """[(c0, c1), ...] covering range(channels), each a block of at most FILTER_BLOCK_BYTES of filter."""
+    size = channels if filter_bytes <= FILTER_BLOCK_BYTES else max(1, channels * FILTER_BLOCK_BYTES // filter_bytes)
+    return [(c0, min(channels, c0 + size)) for c0 in range(0, channels, size)]
 
 
 def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
-    """correlate(x, transform_filter(weight, m), ..., flipped), with a large filter transformed in blocks
-    (of the output channels: weight's rows, or with flipped its columns)."""
+    """correlate(x, transform_filter(weight, m), ..., flipped), with a large filter transformed in blocks:
+    of the output channels (each block's M goes through the output transform) when there are at least
+    as many of them as of input channels, else of the input channels (the blocks' products summed in M)."""
     x = np.ascontiguousarray(x)
     N, C_in, H, W = x.shape
     C_out = weight.shape[1] if flipped else weight.shape[0]
@@ -667,22 +674,33 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
     OH, OW = out_size
     table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
     groups = _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, filter_bytes)
-    blocks = _channel_blocks(C_out, filter_bytes)
+    by_output = C_out >= C_in
+    blocks = _channel_blocks(C_out if by_output else C_in, filter_bytes)
     if len(blocks) == 1 or len(groups) > 1 or N * C_out * OH * OW == 0:
         return correlate(x, transform_filter(weight, m), out_size, padding, dilation, m, flipped)
     k, k_out = _constants(x.dtype), _output_constants(x.dtype, m, flipped)
     T = N * tiles_per_image
     V = _planes(alpha2, C_in, T, x.dtype)
     parallel = V.size >= PARALLEL_MIN_SIZE
+    output = _output_parallel if parallel else _output_serial
     (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
+    M = None if by_output else _planes(alpha2, C_out, T, x.dtype)
+    part = None if by_output else np.empty_like(M)
     for c0, c1 in blocks:
-        U = transform_filter(weight[:, c0:c1] if flipped else weight[c0:c1], m)
-        M = _transformed_products(U, V, _planes(alpha2, c1 - c0, T, x.dtype), m, flipped)
+        # the weight's rows are its output channels, its columns the input ones (the other way for dx)
+        rows = by_output != flipped
+        U = transform_filter(weight[c0:c1] if rows else weight[:, c0:c1], m)
+        if by_output:
+            M = _transformed_products(U, V, _planes(alpha2, c1 - c0, T, x.dtype), m, flipped)
+            output(M, y[:, c0:c1], table, tiles_per_image, dilation, m, k_out)   # y's channels c0:c1, a view
+        elif c0 == 0:
+            _transformed_products(U, V[:, c0:c1], M, m, flipped)
+        else:
+            M += _transformed_products(U, V[:, c0:c1], part, m, flipped)
         del U
-        # straight into y's channels c0:c1 (a view: the loops take any strides)
-        (_output_parallel if parallel else _output_serial)(M, y[:, c0:c1], table, tiles_per_image, dilation, m,
-                                                           k_out)
+    if not by_output:
+        output(M, y, table, tiles_per_image, dilation, m, k_out)
     return y
 
 
@@ -712,7 +730,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     k = _constants(x.dtype)
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
-    blocks = _channel_blocks(C_out, filter_bytes)
+    by_rows = C_out >= C_in
+    blocks = _channel_blocks(C_out if by_rows else C_in, filter_bytes)
     workers = _threaded(N, filter_bytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image,
                         THREADED_WEIGHT_GRAD_BYTES)
     if workers is not None:                                      # one image per thread, dU summed
@@ -721,7 +740,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
             Z = _planes(alpha2, C_out, tiles_per_image, x.dtype)
             _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
             _grad_serial(dy[n:n + 1], Z, table, tiles_per_image, dilation, m, k)
-            return np.matmul(Z, V.transpose(0, 2, 1))                   # alpha^2, C_out, C_in
+            return np.matmul(Z, V.transpose(0, 2, 1), out=_planes(alpha2, C_out, C_in, x.dtype))
         with threads.one_blas_thread():
             partial_sums = workers.map(one_image, range(N))
             dU = next(partial_sums)
@@ -730,7 +749,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
         _filter_transform_adjoint(dU, dw, m, _filter_constants(m))
         return dw
-    if len(blocks) > 1 and len(groups) == 1 and N > 0:          # dU in blocks of output channels
+    if len(blocks) > 1 and len(groups) == 1 and N > 0:          # dU in blocks of rows or of columns
         T = N * tiles_per_image
         V = _planes(alpha2, C_in, T, x.dtype)
         Z = _planes(alpha2, C_out, T, x.dtype)
@@ -739,8 +758,12 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         (_grad_parallel if parallel else _grad_serial)(dy, Z, table, tiles_per_image, dilation, m, k)
         dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
         for c0, c1 in blocks:
-            dU = np.matmul(Z[:, c0:c1], V.transpose(0, 2, 1))           # alpha^2, c1 - c0, C_in
-            _filter_transform_adjoint(dU, dw[c0:c1], m, _filter_constants(m))
+            if by_rows:
+                dU = np.matmul(Z[:, c0:c1], V.transpose(0, 2, 1), out=_planes(alpha2, c1 - c0, C_in, x.dtype))
+                _filter_transform_adjoint(dU, dw[c0:c1], m, _filter_constants(m))
+            else:
+                dU = np.matmul(Z, V[:, c0:c1].transpose(0, 2, 1), out=_planes(alpha2, C_out, c1 - c0, x.dtype))
+                _filter_transform_adjoint(dU, dw[:, c0:c1], m, _filter_constants(m))
         return dw
     dU = _planes(alpha2, C_out, C_in, x.dtype)
     for group, (n0, n1) in enumerate(groups):
@@ -753,7 +776,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         if group == 0:
             np.matmul(Z, V.transpose(0, 2, 1), out=dU)                        # alpha^2, C_out, C_in
         else:
-            dU += np.matmul(Z, V.transpose(0, 2, 1))
+            dU += np.matmul(Z, V.transpose(0, 2, 1), out=_planes(alpha2, C_out, C_in, x.dtype))
     if N == 0:
         dU[...] = 0
     dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)

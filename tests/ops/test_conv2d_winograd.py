@@ -353,12 +353,14 @@ def test_the_workers_leave_the_blas_thread_count_as_it_was(monkeypatch):
 
 @pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("d", [1, 2])
-def test_large_filters_go_in_blocks_of_output_channels(m, d, monkeypatch):
-    """Above FILTER_BLOCK_BYTES the transformed filter is made block by block (forward, dx, dw): same results."""
+@pytest.mark.parametrize("C_in, C_out", [(7, 9), (9, 7)], ids=["more outputs", "more inputs"])
+def test_large_filters_go_in_blocks_of_channels(m, d, C_in, C_out, monkeypatch):
+    """Above FILTER_BLOCK_BYTES the transformed filter is made block by block (forward, dx, dw), along
+    the larger channel count (output blocks each transformed out, input blocks summed): same results."""
     monkeypatch.setattr(winograd, "FILTER_BLOCK_BYTES", 2000)
     rng = np.random.default_rng(m + d)
-    x, weight = rng.standard_normal((3, 7, 11, 10)), rng.standard_normal((9, 7, 3, 3))
-    dy = rng.standard_normal((3, 9, 11, 10))
+    x, weight = rng.standard_normal((3, C_in, 11, 10)), rng.standard_normal((C_out, C_in, 3, 3))
+    dy = rng.standard_normal((3, C_out, 11, 10))
     assert len(winograd._channel_blocks(9, (m + 2) ** 2 * 9 * 7 * 8)) > 1
     hyper = (1, 1), (d, d), (d, d)
     dx, dw, _ = reference.conv2d_backward(dy, x, weight, *hyper)
