@@ -14,7 +14,8 @@ from ..max_pool2d.cpu import max_pool2d_backward
 from .reference import adaptive_bin_edges
 
 
-@njit(cache=True, parallel=True)
+# fastmath reassoc: the bin's sum may go in vector lanes (batch_norm/cpu.py says why; still float64)
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _avg_forward_planes(x, row_start, row_end, col_start, col_end, y):
     # x (P,H,W) -> y (P,OH,OW)
     P = x.shape[0]

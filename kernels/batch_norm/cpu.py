@@ -12,8 +12,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+# The sums may be reassociated (and only that: no assumptions about NaN or infinity): a float64 sum
+# in order is one chain of dependent additions, 4 cycles each, which LLVM may not split into vector
+# lanes without permission; with it the channel's values are summed in 8 lanes x several accumulators.
+# Still in float64, so the result is as accurate (a lane-wise sum is closer to a pairwise one). Measured
+# 2026-12-02 on 2 cores: forward (mean, variance, normalise) of 2 x 256 x 33 x 33 1.27 -> 0.20 ms, backward 1.23 -> 0.24 ms (torch 0.48 and 0.96 - 0.48); 8 x 64 x 65 x 65
+# forward 2.52 -> 0.70 ms, backward 2.36 -> 0.96 ms.
+REASSOCIATE = {"reassoc"}
 
-@njit(cache=True, parallel=True)
+
+@njit(cache=True, parallel=True, fastmath=REASSOCIATE)
 def _channel_mean_var(x, mean, var):
     """mean[c], var[c] (biased) over (N, L) of x (N, C, L); two passes for an accurate variance."""
     N, C, L = x.shape
@@ -43,7 +51,7 @@ def _affine_per_channel(x, center, scale, shift, y):
             y[n, c, i] = (x[n, c, i] - m) * s + b
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=REASSOCIATE)
 def _channel_backward_sums(dy, x, mean, rstd, sum_dy, sum_dy_xhat):
     """sum_dy[c] = sum(dy), sum_dy_xhat[c] = sum(dy * xhat) over (N, L), xhat recomputed from x."""
     N, C, L = x.shape
