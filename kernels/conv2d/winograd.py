@@ -598,6 +598,20 @@ def _output_constants(dtype, m, flipped):
     return k
 
 
+# Up to this size dx's kernel is copied out of U once per call (reordered, each plane transposed), so
+# that each image's GEMMs are one batched call on one array: the per-plane calls on transposed views
+# cost 36 Python-level calls per image, which one image per thread makes a few per millisecond.
+FLIP_COPY_BYTES = 4 << 20
+
+
+def _reordered(U, m):
+    """dx's kernel U'[xi] = U[P xi]^T as one (alpha^2, C_in, C_out) array (unsigned; see FLIP_ORDER)."""
+    out = _planes(U.shape[0], U.shape[2], U.shape[1], U.dtype)
+    for xi, source in enumerate(_flip_planes(m)):
+        out[xi] = U[source].T
+    return out
+
+
 def _transformed_products(U, V, out, m, flipped):
     """M = U @ V per plane (alpha^2 GEMMs), or with dx's kernel U'^T[P xi] when flipped (unsigned)."""
     if not flipped:
@@ -622,6 +636,9 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
     if y.size == 0:
         return y
     k, k_out = _constants(x.dtype), _output_constants(x.dtype, m, flipped)
+    if flipped and U.nbytes <= FLIP_COPY_BYTES:      # dx's kernel as one array: one batched GEMM call
+        U = _reordered(U, m)
+        flipped = False
     workers = _threaded(N, U.nbytes, tiles_per_image, alpha2 * C_in * N * tiles_per_image, THREADED_FILTER_BYTES)
     if workers is not None:
         def one_image(n):

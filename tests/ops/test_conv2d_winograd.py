@@ -131,10 +131,11 @@ def test_space_to_batch_round_trip():
 
 @pytest.mark.parametrize("conv", WINOGRAD)
 @given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(),
-       path=st.sampled_from(["serial", "parallel", "threaded"]))
-def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path):
+       path=st.sampled_from(["serial", "parallel", "threaded"]), copied_dx_kernel=st.booleans())
+def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path, copied_dx_kernel):
     """Every way a Winograd call can run: serial loops, prange loops + BLAS threads, one image per
-    worker thread (threads.py; taken only with 2 or more images), each with groups of images or not."""
+    worker thread (threads.py; taken only with 2 or more images), each with groups of images or not,
+    dx's kernel copied out of U or read from it plane by plane (FLIP_COPY_BYTES)."""
     x, weight, bias = make_arrays(config)
     bias = bias if with_bias else None
     dy = np.random.default_rng(1).standard_normal(out_shape(config))
@@ -148,6 +149,8 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
         patch.setenv("MINIPSP_CONV", conv)
         if grouped:   # one image per GEMM batch
             patch.setattr(winograd, "TILES_BUDGET", 1)
+        if not copied_dx_kernel:
+            patch.setattr(winograd, "FLIP_COPY_BYTES", -1)
         if path != "serial":  # the prange loops, or the worker threads
             patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
         if path != "threaded":
