@@ -185,15 +185,16 @@ def _pointwise(kernel_size, stride, padding):
 # into (N, C_out, OH, OW), and dx went through col2im: three copies of each activation per step.
 def _pointwise_forward(x, w_mat):
     N, C_in, H, W = x.shape
-    y = np.empty((N, w_mat.shape[0], H, W), dtype=x.dtype)
-    np.matmul(w_mat, x.reshape(N, C_in, H * W), out=y.reshape(N, -1, H * W))
+    C_out = w_mat.shape[0]
+    y = np.empty((N, C_out, H, W), dtype=x.dtype)
+    np.matmul(w_mat, x.reshape(N, C_in, H * W), out=y.reshape(N, C_out, H * W))   # (no -1: N may be 0)
     return y
 
 
 def _pointwise_backward(dy, x, w_mat, needs_input_grad, needs_weight_grad):
     """dx[n] = W^T dy[n]; dw = sum over n of dy[n] x[n]^T (a GEMM per image, summed in place)."""
     N, C_in, H, W = x.shape
-    dy_mats, x_mats = dy.reshape(N, -1, H * W), x.reshape(N, C_in, H * W)
+    dy_mats, x_mats = dy.reshape(N, w_mat.shape[0], H * W), x.reshape(N, C_in, H * W)
     dx = dw_mat = None
     if needs_input_grad:
         dx = np.empty_like(x)

@@ -350,3 +350,12 @@ def test_conv2d_gradcheck_on_gpu(config):
 
     assert fn(*inputs).device == "cuda"
     assert minipsp.gradcheck(fn, inputs)
+
+
+def test_cpu_pointwise_conv_on_an_empty_batch():
+    """N = 0 through the 1x1 GEMM path: empty y, dx, and a zero dw."""
+    x, weight = np.zeros((0, 5, 3, 4)), np.ones((6, 5, 1, 1))
+    hyper = (1, 1), (0, 0), (1, 1)
+    assert cpu.conv2d_forward(x, weight, None, *hyper).shape == (0, 6, 3, 4)
+    dx, dw, db = cpu.conv2d_backward(np.zeros((0, 6, 3, 4)), x, weight, *hyper)
+    assert dx.shape == x.shape and np.all(dw == 0) and dw.shape == weight.shape and np.all(db == 0)
