@@ -667,9 +667,11 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
 # twice the filter's bytes of tiles), so nothing is transformed twice.
 # The blocks run along the larger of the two channel counts, so that each block's GEMMs keep the
 # other one whole: PSPNet-50's head (4096 -> 512, 134 MB of F(2x2) U) in blocks of 61 output
-# channels ran its forward GEMMs (61 x 4096 x 162, 16 planes) at 0.55x the speed of whole ones;
-# blocks of 488 input channels (512 x 488 x 162, summed into M) run at full speed. Measured
-# 2026-12-02, 2 cores, batch 2, 17 px: forward 110 -> XX ms (torch 93).
+# channels ran its forward GEMMs (61 x 4096 x 162, 16 planes) at 0.55x the speed of whole ones
+# (9 x 9.4 ms against 46.6 ms for the whole product; 2026-12-02, 2 cores, batch 2, 17 px); blocks of
+# 488 input channels (512 x 488 x 162, summed into M) are wide enough again. The whole forward then
+# measured 98-103 ms alone (torch 93 ms); the before/after conv_crossover runs (110 / 119 ms) were
+# within that benchmark's noise, so no clean A/B figure for the whole call exists.
 FILTER_BLOCK_BYTES = 16 << 20
 
 
