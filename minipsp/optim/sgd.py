@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from minipsp import kernels
 from minipsp.autograd import no_grad
 from minipsp.backend import get_array_module, to_numpy
 
@@ -100,21 +101,19 @@ class SGD:
                     if d_p.shape != p.data.shape:
                         raise RuntimeError(f"a parameter of shape {tuple(p.data.shape)} has a gradient of "
                                            f"shape {tuple(d_p.shape)}")
-                    if weight_decay != 0:
-                        d_p = d_p + weight_decay * p.data
+                    xp = get_array_module(p.data)
+                    d_p = xp.asarray(d_p, dtype=p.data.dtype)       # a gradient of another dtype: as torch
+                    buf, first = None, False
                     if momentum != 0:
                         state = self.state.setdefault(id(p), {})
                         buf = state.get("momentum_buffer")
                         if buf is None:
-                            buf = d_p.copy()  # the buffer starts at the first gradient, not at zero
-                            state["momentum_buffer"] = buf
-                        else:
-                            buf *= momentum
-                            buf += (1 - dampening) * d_p
-                        d_p = d_p + momentum * buf if nesterov else buf
-                    p.data -= (lr * d_p).astype(p.data.dtype, copy=False)
+                            buf = state["momentum_buffer"] = xp.empty_like(p.data, order="C")
+                            first = True
+                    # one pass over p, g and the buffer (kernels/sgd; the math is in its reference.py)
+                    kernels.variant("sgd", p.data).sgd_step(p.data, d_p, buf, lr, momentum, dampening,
+                                                            weight_decay, nesterov, first)
 
-    # -- saving and resuming -----------------------------------------------------------------
     def _all_params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
