@@ -18,7 +18,7 @@ import torch
 
 from benchmarks.common import machine_line, max_abs_error, median_time
 
-FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy"]
+FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy", "sgd"]
 
 
 def load_cases(families, device="cpu"):
