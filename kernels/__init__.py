@@ -38,9 +38,9 @@ if _cpu_variant not in CPU_VARIANTS:
 # It is set as the environment variable, not only as numba.config.THREADING_LAYER: Numba re-reads
 # its whole config from the environment at its next compile once a NUMBA_* variable has changed
 # (the one set just below does; any cache miss or new dtype compiles), and a config-only setting
-# was silently reset to the default there -- until session 7 the kernels ran on 'omp' while this
+# was silently reset to the default there -- until 2026-12-02 the kernels ran on 'omp' while this
 # comment said otherwise (PSPNet-50's step: 2.6x torch on 'omp', 1.2x on 'workqueue', same run).
-# tests/ops/test_threading_layer.py holds it.
+# tests/ops/test_idle_threads.py holds it.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
     import numba

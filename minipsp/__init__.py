@@ -6,6 +6,7 @@
     x.grad   # [2, 4, 6]
 """
 
+from minipsp import blas_env  # noqa: F401, I001  (first: before NumPy loads OpenBLAS; see blas_env.py)
 from minipsp.autograd import Function, gradcheck, no_grad, enable_grad, is_grad_enabled  # noqa: I001
 from minipsp.backend import cuda_is_available, get_array_module
 from minipsp.random import manual_seed

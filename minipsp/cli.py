@@ -240,8 +240,11 @@ def blas_info() -> str:
         name = f"{blas['name']} {blas['version']}"
     except Exception:  # show_config's layout differs between NumPy versions
         name = "unknown"
+    from minipsp import blas_env
+
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    return f"{name}, OPENBLAS_CORETYPE={coretype}" if coretype else f"{name}, kernels chosen by the BLAS"
+    kernels = f"OPENBLAS_CORETYPE={coretype}" if coretype else "kernels chosen by the BLAS"
+    return f"{name}, {kernels}, {blas_env.describe()}"
 
 
 def info() -> str:
