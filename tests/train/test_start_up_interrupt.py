@@ -83,7 +83,14 @@ def test_ctrl_c_at_start_up_is_one_line_and_130(tmp_path, moment):
 
 def test_sigterm_at_start_up_is_one_line_and_143(tmp_path):
     status, err = interrupt_when(has_mapped("numba/_helperlib"), tmp_path / "run", signal.SIGTERM)
-    assert status == 143 and err.strip().splitlines() == ["minipsp: stopped by signal 15 (SIGTERM)"], (status, err)
+    # Python runs a signal's handler between bytecodes: a SIGTERM sent while the import sits in one long C call
+    # (LLVM compiling) is handled when that call returns, by whichever handler is set then, so on a busy machine
+    # it can be the training loop's ("... at iteration 0 of N; no checkpoint was written yet"). Either way: one
+    # line, this prefix, 143 (as the Ctrl-C test above allows).
+    assert "Traceback" not in err, err
+    assert status == 143, (status, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minipsp: stopped by signal 15 (SIGTERM)"), err
 
 
 def test_the_console_script_is_the_guarded_entry():
