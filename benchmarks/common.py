@@ -56,6 +56,24 @@ def median_time(fn, device="cpu", repeats=5, warmup=1):
     return statistics.median(times)
 
 
+def interleaved_medians(fns, device="cpu", repeats=5, warmup=1):
+    """Median wall time in seconds of each of `fns`, timed in rounds (fns[0], fns[1], ..., then again),
+    after `warmup` untimed rounds. A shared machine's speed drifts over seconds; timing one function's
+    repeats and then the other's puts the drift into their ratio, alternating shares it out."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    synchronize(device)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
+
+
 def max_abs_error(a, b):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:

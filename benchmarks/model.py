@@ -7,7 +7,8 @@ Two rows per depth: a training forward + backward (main + 0.4 x aux cross entrop
 statistics, dropout off so the answers can be compared) and an evaluation forward (no graph).
 Both models hold minipsp's randomly initialised weights (copied into torch) and see the same batch.
 The error column is the loss difference (training) or the largest logit difference (eval).
-The first call of each is excluded (Numba compiles then).
+The first call of each is excluded (Numba compiles then); the timed calls alternate, torch, minipsp,
+torch, ... (medians of each), so that the machine's drift hits both alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 import minipsp
-from benchmarks.common import machine_line, max_abs_error, median_time
+from benchmarks.common import interleaved_medians, machine_line, max_abs_error
 from benchmarks.torch_pspnet import TorchPSPNet
 from minipsp.models import PSPNet
 
@@ -72,8 +73,8 @@ def bench(layers, args):
     theirs.train()
     # Compare once before timing (each call also moves the BN running statistics, in both alike).
     error = abs(train_step(ours, xm, ym) - train_step(theirs, xt, yt))
-    t_torch = median_time(lambda: train_step(theirs, xt, yt), repeats=args.repeats)
-    t_ours = median_time(lambda: train_step(ours, xm, ym), repeats=args.repeats)
+    t_torch, t_ours = interleaved_medians([lambda: train_step(theirs, xt, yt), lambda: train_step(ours, xm, ym)],
+                                          repeats=args.repeats)
     rows.append(f"PSPNet-{layers:<5d} {'train fwd+bwd':18s} {t_torch * 1e3:10.1f} {t_ours * 1e3:11.1f} "
                 f"{t_ours / t_torch:8.2f} {error:9.2e}")
 
@@ -81,8 +82,7 @@ def bench(layers, args):
     theirs.eval()
     with torch.no_grad(), minipsp.no_grad():
         error = max_abs_error(ours(xm).numpy(), theirs(xt).numpy())
-        t_torch = median_time(lambda: theirs(xt), repeats=args.repeats)
-        t_ours = median_time(lambda: ours(xm), repeats=args.repeats)
+        t_torch, t_ours = interleaved_medians([lambda: theirs(xt), lambda: ours(xm)], repeats=args.repeats)
     rows.append(f"PSPNet-{layers:<5d} {'eval forward':18s} {t_torch * 1e3:10.1f} {t_ours * 1e3:11.1f} "
                 f"{t_ours / t_torch:8.2f} {error:9.2e}")
     return rows
