@@ -42,24 +42,11 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def median_time(fn, device="cpu", repeats=5, warmup=1):
-    """Median wall time of fn() in seconds, after `warmup` untimed calls (JIT compilation, caches)."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved_medians(fns, device="cpu", repeats=5, warmup=1):
-    """Median wall time in seconds of each of `fns`, timed in rounds (fns[0], fns[1], ..., then again),
-    after `warmup` untimed rounds. A shared machine's speed drifts over seconds; timing one function's
-    repeats and then the other's puts the drift into their ratio, alternating shares it out."""
+def interleaved_times(fns, device="cpu", repeats=5, warmup=1):
+    """Wall times in seconds of each of `fns` ([[fns[0]'s], [fns[1]'s], ...]), timed in rounds (fns[0],
+    fns[1], ..., then again), after `warmup` untimed rounds (JIT compilation, caches). A shared
+    machine's speed drifts over seconds; timing one function's repeats and then the other's puts the
+    drift into their ratio, alternating shares it out."""
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -71,7 +58,17 @@ def interleaved_medians(fns, device="cpu", repeats=5, warmup=1):
             fn()
             synchronize(device)
             record.append(time.perf_counter() - start)
-    return [statistics.median(record) for record in times]
+    return times
+
+
+def interleaved_medians(fns, device="cpu", repeats=5, warmup=1):
+    """The median of each of interleaved_times(fns, ...)."""
+    return [statistics.median(record) for record in interleaved_times(fns, device, repeats, warmup)]
+
+
+def median_time(fn, device="cpu", repeats=5, warmup=1):
+    """Median wall time of fn() in seconds, after `warmup` untimed calls (JIT compilation, caches)."""
+    return interleaved_medians([fn], device, repeats, warmup)[0]
 
 
 def max_abs_error(a, b):

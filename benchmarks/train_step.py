@@ -24,13 +24,12 @@ import collections
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 
 import minipsp
-from benchmarks.common import machine_line, max_abs_error
+from benchmarks.common import interleaved_times, machine_line, max_abs_error
 from benchmarks.torch_pspnet import TorchPSPNet
 from minipsp.models import PSPNet
 from minipsp.optim import SGD
@@ -156,12 +155,9 @@ def main(argv=None):
     loss_ours, loss_theirs = step_ours(), step_theirs()          # the warm-up step, also the check
     weight_error = max(max_abs_error(v, theirs.state_dict()[k].numpy()) for k, v in ours.state_dict().items()
                        if v.dtype.kind == "f")
-    times = {"minipsp": [], "torch": []}
-    for _ in range(args.repeats):                                 # interleaved: minipsp, torch, minipsp, ...
-        for name, step in (("minipsp", step_ours), ("torch", step_theirs)):
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+    # interleaved: minipsp, torch, minipsp, ... (the warm-up was the step above)
+    minipsp_times, torch_times = interleaved_times([step_ours, step_theirs], repeats=args.repeats, warmup=0)
+    times = {"minipsp": minipsp_times, "torch": torch_times}
     t_ours, t_theirs = statistics.median(times["minipsp"]), statistics.median(times["torch"])
 
     print(f"PSPNet-{args.layers}, {args.classes} classes, batch {args.batch} x 3 x {args.crop} x {args.crop}, "
