@@ -4,7 +4,8 @@
     python -m benchmarks.ops conv2d pooling  # some families
     python -m benchmarks.ops --skip-reference
 
-The first call of each variant is excluded (Numba compiles then). The error column is the largest
+The first call of each variant is excluded (Numba compiles then); torch and minipsp `cpu` are timed
+in alternating rounds (interleaved repeats, medians). The error column is the largest
 difference between minipsp's and torch's forward output: a fast wrong answer is not a result.
 """
 
@@ -16,7 +17,7 @@ import importlib
 import minipsp.kernels as kernels
 import torch
 
-from benchmarks.common import machine_line, max_abs_error, median_time
+from benchmarks.common import interleaved_medians, machine_line, max_abs_error, median_time
 
 FAMILIES = ["conv2d", "batch_norm", "relu", "pooling", "interpolate", "cross_entropy", "sgd"]
 
@@ -41,16 +42,20 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     for case in load_cases(args.families):
-        torch_time = median_time(case.torch, repeats=args.repeats)
+        # torch and minipsp's `cpu` variant are timed in alternating rounds, so that the shared
+        # machine's drift hits both alike; the (slow) reference is timed once, on its own.
+        with kernels.use("cpu"):
+            torch_time, cpu_time = interleaved_medians([case.torch, case.minipsp], repeats=args.repeats)
+            error = max_abs_error(case.minipsp(), case.torch())
         row = f"{case.name:34s} {case.shape:26s} {torch_time * 1e3:9.2f}"
         for variant in variants:
-            with kernels.use(variant):
-                t = median_time(case.minipsp, repeats=args.repeats if variant == "cpu" else 1)
-                if variant == "cpu":
-                    error = max_abs_error(case.minipsp(), case.torch())
+            if variant == "cpu":
+                t = cpu_time
+            else:
+                with kernels.use(variant):
+                    t = median_time(case.minipsp, repeats=1)
             row += f" {t * 1e3:13.2f} {t / torch_time:8.2f}"
         print(row + f" {error:9.2e}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,9 @@
    Python's recursion limit on a ResNet-101).
 2. Visit them in reverse: each node's Function.backward turns dL/d(output) into dL/d(inputs).
 3. A tensor used twice receives the sum of both contributions (`+=`), before its own node runs.
-4. Leaves that require grad accumulate into `.grad`, as in PyTorch (so call `zero_grad`).
+4. Leaves that require grad accumulate into `.grad`, as in PyTorch (so call `zero_grad`). A leaf's
+   first gradient is taken as it is when nothing else can see it (PyTorch's AccumulateGrad "steals"
+   it the same way), else copied: see _unshared.
 5. Unless `retain_graph=True`, each node's saved arrays are dropped as soon as it has run.
 
 Two hooks, with torch's names, let data-parallel training (minipsp.nn.parallel) reduce gradients
@@ -13,6 +15,8 @@ for this backward, and callbacks queued during a backward run once when it has f
 """
 
 from __future__ import annotations
+
+import sys
 
 from minipsp.autograd.grad_mode import no_grad
 from minipsp.backend import get_array_module
@@ -32,6 +36,17 @@ def queue_callback(callback):
     """callback() runs once when the backward in progress has finished (torch's
     Variable._execution_engine.queue_callback); DDP waits there for its last gradient buckets."""
     _queued_callbacks.append(callback)
+
+
+def _unshared(array):
+    """True when `array` owns its memory and no Python reference but the caller's one variable holds
+    it: then a leaf may keep it as its `.grad` with no copy, and a later in-place update of that
+    `.grad` (an optimizer's, the user's) changes nothing else. Anything that could alias it, a view of
+    it, another parent's gradient that is the same array (add's backward gives dy to both inputs), the
+    root's gradient that the caller passed in, holds a reference, and the array is copied. Copying every
+    leaf's gradient cost 5-7 ms of a 50 ms 1x1-conv forward + backward whose input is a leaf (32 MB)."""
+    # 3: the caller's variable, this function's argument, and getrefcount's own
+    return getattr(array, "base", True) is None and sys.getrefcount(array) <= 3
 
 
 class _RemovableHook:
@@ -93,7 +108,11 @@ def backward(root, grad=None, retain_graph=False):
                 continue
             node = tensor._node
             if node is None:  # a leaf
-                tensor.grad = dy.copy() if tensor.grad is None else tensor.grad + dy
+                if tensor.grad is not None:
+                    tensor.grad = tensor.grad + dy
+                else:
+                    tensor.grad = dy if _unshared(dy) else dy.copy()
+                del dy
                 for hook in tensor.__dict__.get("_post_accumulate_grad_hooks", ()):
                     hook(tensor)
                 continue
@@ -118,6 +137,7 @@ def backward(root, grad=None, retain_graph=False):
                 dparent = dparent.astype(parent.data.dtype, copy=False)
                 key = id(parent)
                 grads[key] = dparent if key not in grads else grads[key] + dparent
+            dinputs = dparent = None   # (they would count as references to a leaf's gradient: _unshared)
             if not retain_graph:
                 node.ctx.saved = ()
                 node.ctx.freed = True

@@ -157,3 +157,64 @@ def test_asking_for_cuda_without_a_gpu_gives_one_clear_error():
         minipsp.tensor([1.0]).to("cuda")
     with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
         minipsp.tensor([1.0]).to("tpu")
+
+
+# ---------------------------------------------------------------- a leaf's first gradient: kept or copied
+
+from minipsp.autograd.function import Function  # noqa: E402
+
+
+class _Returns(Function):
+    """y = 2 x, whose backward returns whatever `made` makes of dy (to test what the engine keeps)."""
+    made = None
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _Returns.made(dy)
+
+
+def test_a_leaf_keeps_its_first_gradient_when_nothing_else_sees_it():
+    """As PyTorch's AccumulateGrad: a fresh gradient array becomes `.grad` itself, no copy."""
+    x = leaf([1.0, 2.0])
+    kept = []
+    _Returns.made = lambda dy: kept.append(id(fresh := 2 * dy)) or fresh
+    _Returns.apply(x).sum().backward()
+    assert id(x.grad) == kept[0]
+    np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_a_gradient_held_elsewhere_is_copied():
+    """A backward that keeps (or returns again) its gradient array: the leaf must get its own, or an
+    in-place update of x.grad would change the kept array too."""
+    held = []
+    _Returns.made = lambda dy: held.append(2 * dy) or held[-1]
+    x = leaf([1.0, 2.0])
+    _Returns.apply(x).sum().backward()
+    assert x.grad is not held[0]
+    x.grad += 1
+    np.testing.assert_allclose(held[0], [2.0, 2.0])
+
+
+def test_a_view_is_copied_and_shared_gradients_stay_apart():
+    x, z = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    _Returns.made = lambda dy: np.concatenate([2 * dy, 2 * dy])[:2]        # a view of a larger array
+    _Returns.apply(x).sum().backward()
+    assert x.grad.base is None
+    (x + z).sum().backward()        # add's backward gives the same array to both inputs
+    x.grad = z.grad = None
+    (x + z).sum().backward()
+    x.grad += 1
+    np.testing.assert_allclose(z.grad, [1.0, 1.0])
+    np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_the_callers_gradient_is_never_kept():
+    x = leaf([1.0, 2.0])
+    g = np.array([5.0, 6.0])
+    x.backward(g)
+    x.grad += 1
+    np.testing.assert_allclose(g, [5.0, 6.0])

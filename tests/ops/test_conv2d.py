@@ -76,8 +76,8 @@ def test_conv2d_gradcheck(variant, config, with_bias):
 # ---------------------------------------------------------------- cpu == reference
 
 @given(config=conv_configs(max_n=3, max_c=4), dtype=st.sampled_from([np.float32, np.float64]),
-       group_per_image=st.booleans(), parallel=st.booleans())
-def test_cpu_matches_reference(config, dtype, group_per_image, parallel):
+       group_per_image=st.booleans(), parallel=st.booleans(), threaded=st.booleans())
+def test_cpu_matches_reference(config, dtype, group_per_image, parallel, threaded):
     x, weight, bias, hyper = make_arrays(config, dtype)
     tol = TOLERANCE[dtype]
     dy = np.random.default_rng(1).standard_normal(output_shape(config)).astype(dtype)
@@ -87,6 +87,11 @@ def test_cpu_matches_reference(config, dtype, group_per_image, parallel):
             patch.setattr(cpu, "COLS_BUDGET", 1)
         if parallel:  # the prange loops, which otherwise only run on large arrays
             patch.setattr(cpu, "PARALLEL_MIN_SIZE", 0)
+        if threaded:  # one image per worker thread (taken with 2 or more images), else never
+            patch.setattr(cpu, "THREADED_MIN_COLS", 0)
+            patch.setattr(cpu, "THREADED_MIN_IMAGES_PER_WORKER", 1)
+        else:
+            patch.setattr(cpu, "THREADED_MIN_COLS", float("inf"))
         np.testing.assert_array_equal(cpu.im2col(x, config["kernel_size"], *hyper), cols)
         np.testing.assert_allclose(cpu.col2im(cols, x.shape, config["kernel_size"], *hyper),
                                    reference.col2im(cols, x.shape, config["kernel_size"], *hyper), **tol)
@@ -359,3 +364,31 @@ def test_cpu_pointwise_conv_on_an_empty_batch():
     assert cpu.conv2d_forward(x, weight, None, *hyper).shape == (0, 6, 3, 4)
     dx, dw, db = cpu.conv2d_backward(np.zeros((0, 6, 3, 4)), x, weight, *hyper)
     assert dx.shape == x.shape and np.all(dw == 0) and dw.shape == weight.shape and np.all(db == 0)
+
+
+def test_im2col_goes_one_image_per_thread_on_large_batches(monkeypatch):
+    """PSPNet's strided convs (8 images, >= 64 K elements of cols each) take the worker threads, with
+    one BLAS thread inside and the BLAS's count put back after; gradient checks' tiny arrays do not."""
+    from minipsp.kernels.conv2d import threads
+    assert threads.pool() is not None and threads.workers() >= 2
+    get, _ = threads._blas
+    before, seen = get(), []
+    real = cpu._im2col_serial
+
+    def spy(*args):
+        seen.append(get())
+        return real(*args)
+    monkeypatch.setattr(cpu, "_im2col_serial", spy)
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((4, 8, 66, 66)), rng.standard_normal((5, 8, 3, 3))
+    hyper = (2, 2), (1, 1), (1, 1)
+    y = cpu.conv2d_forward(x, weight, None, *hyper)
+    dx, dw, _ = cpu.conv2d_backward(np.ones_like(y), x, weight, *hyper)
+    assert seen == [1] * 8                      # 4 images forward, 4 for dw: each in a worker
+    assert get() == before
+    np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, None, *hyper), rtol=1e-10, atol=1e-10)
+    for got, expected in zip((dx, dw), reference.conv2d_backward(np.ones_like(y), x, weight, *hyper)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+    seen.clear()
+    cpu.conv2d_forward(x[:1], weight, None, *hyper)       # one image: the plain path, the BLAS's threads
+    assert seen == [before]
