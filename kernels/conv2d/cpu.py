@@ -21,10 +21,10 @@ stride-1 convolutions with enough channels and large enough maps go to Winograd 
 the rest to im2col below. MINIPSP_CONV=im2col|winograd|winograd2|winograd4 forces one.
 """
 
+import threading
+
 import numpy as np
 from numba import njit, prange
-
-import threading
 
 from . import algorithm, threads, winograd
 from .reference import output_size
