@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import Case, max_abs_error, median_time
+from benchmarks.common import Case, interleaved_medians, max_abs_error
 from benchmarks.ops import FAMILIES, load_cases
 
 TARGET_RATIO = 2.0  # issue 11's target on the GPU: each kernel and the training step <= 2x torch + cuDNN
@@ -77,8 +77,8 @@ def main(argv=None):
                     (torch_time, expected), (ours, got) = _timed(case.torch), _timed(case.minipsp)
                     error = max_abs_error(got, expected)
                 else:
-                    torch_time = median_time(case.torch, device=device, repeats=args.repeats)
-                    ours = median_time(case.minipsp, device=device, repeats=args.repeats)
+                    torch_time, ours = interleaved_medians([case.torch, case.minipsp], device=device,
+                                                           repeats=args.repeats)
                     error = max_abs_error(case.minipsp(), case.torch())
             except Exception as exc:  # one broken kernel must not hide the others' figures
                 failed.append(case.name)
@@ -189,8 +189,7 @@ def train_step_on_gpu(layers=50, classes=150, crop=473, batch=4, repeats=5):
     step_ours = minipsp_step(ours, x, y, device="cuda")
     step_theirs = torch_step(theirs, x, y, device="cuda")
 
-    t_ours = median_time(step_ours, device="cuda", repeats=repeats)
-    t_theirs = median_time(step_theirs, device="cuda", repeats=repeats)
+    t_theirs, t_ours = interleaved_medians([step_theirs, step_ours], device="cuda", repeats=repeats)
     print(f"\nPSPNet-{layers} training step, batch {batch} x 3 x {crop} x {crop}: "
           f"torch {t_theirs * 1e3:.1f} ms, minipsp {t_ours * 1e3:.1f} ms, ratio {t_ours / t_theirs:.2f}x "
           f"(target <= {TARGET_RATIO:g}x)")
