@@ -42,11 +42,22 @@ def adaptive_avg_pool2d_forward(x, output_size):
 
 
 @njit(cache=True, parallel=True)
-def _avg_backward_planes(dy, row_start, row_end, col_start, col_end, dx):
-    # dy (P,OH,OW) -> dx (P,H,W)
+def _avg_backward_planes(dy, row_start, row_end, col_start, col_end, dx, overlapping):
+    # dy (P,OH,OW) -> dx (P,H,W). Bins that do not overlap (H % OH == 0 and W % OW == 0, PSPNet's
+    # 1 x 1 bin among them) tile the plane: each pixel is written once, with no zeroing pass first
+    # and no read of what is there (the zero-then-add loop took 2.4x a np.full of dx).
     P = dy.shape[0]
     OH, OW = dy.shape[1], dy.shape[2]
     for p in prange(P):
+        if not overlapping:
+            for i in range(OH):
+                for j in range(OW):
+                    area = (row_end[i] - row_start[i]) * (col_end[j] - col_start[j])
+                    share = dy[p, i, j] / area
+                    for h in range(row_start[i], row_end[i]):
+                        for w in range(col_start[j], col_end[j]):
+                            dx[p, h, w] = share
+            continue
         dx[p, :, :] = 0
         for i in range(OH):
             for j in range(OW):
@@ -63,8 +74,9 @@ def adaptive_avg_pool2d_backward(dy, input_shape):
     OH, OW = dy.shape[2], dy.shape[3]
     (row_start, row_end), (col_start, col_end) = adaptive_bin_edges(H, OH), adaptive_bin_edges(W, OW)
     dx = np.empty((N * C, H, W), dtype=dy.dtype)  # zeroed plane by plane, in parallel
+    overlapping = bool(np.any(row_start[1:] < row_end[:-1]) or np.any(col_start[1:] < col_end[:-1]))
     _avg_backward_planes(np.ascontiguousarray(dy).reshape(N * C, OH, OW),
-                         row_start, row_end, col_start, col_end, dx)
+                         row_start, row_end, col_start, col_end, dx, overlapping)
     return dx.reshape(N, C, H, W)
 
 
