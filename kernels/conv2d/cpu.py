@@ -21,8 +21,6 @@ stride-1 convolutions with enough channels and large enough maps go to Winograd 
 the rest to im2col below. MINIPSP_CONV=im2col|winograd|winograd2|winograd4 forces one.
 """
 
-import threading
-
 import numpy as np
 from numba import njit, prange
 
@@ -140,7 +138,9 @@ def _image_groups(N, cols_bytes_per_image):
 
 # One image per worker thread, each with a one-thread BLAS (threads.py), as Winograd does: each
 # worker makes one image's cols (serial loop), multiplies it, and writes the product straight into
-# y[n], which is already (C_out, OH*OW); backward likewise, each worker summing its own images' dw.
+# y[n], which is already (C_out, OH*OW); backward likewise, each image's dw summed in image order (so
+# that the result does not depend on which worker ran which image: `make demo` learns the same model
+# every run).
 # Compared with the grouped path (a prange im2col over 2-image groups, then a two-thread GEMM) this
 # drops the barrier after every loop and GEMM, the transposes of y and dy between (C_out, g*OH*OW)
 # and (g, C_out, OH*OW), and a cols that outgrew the cache: measured 2026-12-03 on 2 cores,
@@ -148,56 +148,38 @@ def _image_groups(N, cols_bytes_per_image):
 # 0.98 ms against 11.2 ms for the whole batch's by the parallel one (1.4 ms an image); the whole
 # forward 23 -> 17 ms, backward 42 -> 35 ms (torch 32 ms for both). A 1x1 conv (x[n] is its cols)
 # goes the same way: 8 x 256 x 64 x 64 -> 64, forward 13.9-15.7 -> 12.9-14.7 ms, backward 25.8-26.0
-# -> 19.9-22.7 ms, against one batched GEMM and a loop of per-image GEMMs on two BLAS threads. Taken for at
-# least THREADED_MIN_IMAGES_PER_WORKER images a worker and THREADED_MIN_COLS elements of cols an
-# image (a gradient check's tiny arrays stay on the plain path, where waking threads costs more).
+# # -> 19.9-22.7 ms, against one batched GEMM and a loop of per-image GEMMs on two BLAS threads. Taken for
+# at least THREADED_MIN_IMAGES_PER_WORKER images a worker, THREADED_MIN_COLS elements of cols an image
+# (a gradient check's tiny arrays stay on the plain path, where waking threads costs more) and a
+# weight no larger than an image's cols (_threaded says why).
 THREADED_MIN_IMAGES_PER_WORKER = 2
 THREADED_MIN_COLS = 1 << 16
 
 
-def _threaded(N, cols_per_image):
-    """The worker pool if this im2col call goes one image per thread, else None."""
+def _threaded(N, cols_per_image, weight_size):
+    """The worker pool if this im2col call goes one image per thread, else None. Each image's GEMM
+    reads the whole weight, so a weight larger than an image's cols (PSPNet's 1024 -> 512 head on
+    `make demo`'s 7 x 7 maps: 4.7 M weights against 451 K of cols) stays on the grouped path, whose
+    one GEMM reads it once for the group; taken there, it made the demo's steps 10% slower."""
     workers = threads.pool()
-    if workers is None or cols_per_image < THREADED_MIN_COLS \
+    if workers is None or cols_per_image < THREADED_MIN_COLS or weight_size > cols_per_image \
             or N < THREADED_MIN_IMAGES_PER_WORKER * max(1, threads.workers()):
         return None
     return workers
 
 
 def _each_image(workers, N, work):
-    """Run work(n, partial) for every image n on the workers, each worker pulling the next image when
-    it is done (a busy core takes fewer); `partial` is the worker's own accumulator (a dict it may fill).
-    Returns the workers' accumulators."""
-    images, lock = iter(range(N)), threading.Lock()
-
-    def worker():
-        partial = {}
-        while True:
-            with lock:
-                n = next(images, None)
-            if n is None:
-                return partial
-            work(n, partial)
-
+    """[work(n) for n in range(N)], the images shared out between the workers, with one BLAS thread
+    each. The results come back in image order whichever worker ran them, so a sum over them (dw)
+    is the same from run to run."""
     with threads.one_blas_thread():
-        futures = [workers.submit(worker) for _ in range(threads.workers())]
-        return [future.result() for future in futures]
+        return list(workers.map(work, range(N)))
 
 
-def _add_product(partial, a, b):
-    """partial["sum"] += a @ b: a worker's own sum of its images' dw (the product in a buffer of its own)."""
-    if "sum" in partial:
-        partial["sum"] += np.matmul(a, b, out=partial["product"])
-    else:
-        partial["sum"] = np.matmul(a, b)
-        partial["product"] = np.empty_like(partial["sum"])
-
-
-def _sum_of_products(partials, like):
-    """The sum of the workers' partial["sum"] (zeros like `like` if no worker made one)."""
-    sums = [partial["sum"] for partial in partials if "sum" in partial]
-    total = sums[0] if sums else np.zeros_like(like)
-    for part in sums[1:]:
+def _sum(parts, like):
+    """parts[0] + parts[1] + ... in this order (in place in parts[0]); zeros like `like` if empty."""
+    total = parts[0] if parts else np.zeros_like(like)
+    for part in parts[1:]:
         total += part
     return total
 
@@ -254,9 +236,9 @@ def _pointwise_forward(x, w_mat):
     C_out = w_mat.shape[0]
     y = np.empty((N, C_out, H, W), dtype=x.dtype)
     x_mats, y_mats = x.reshape(N, C_in, H * W), y.reshape(N, C_out, H * W)   # (no -1: N may be 0)
-    workers = _threaded(N, C_in * H * W)
+    workers = _threaded(N, C_in * H * W, w_mat.size)
     if workers is not None:
-        _each_image(workers, N, lambda n, _: np.matmul(w_mat, x_mats[n], out=y_mats[n]))
+        _each_image(workers, N, lambda n: np.matmul(w_mat, x_mats[n], out=y_mats[n]))
     else:
         np.matmul(w_mat, x_mats, out=y_mats)
     return y
@@ -267,17 +249,16 @@ def _pointwise_backward(dy, x, w_mat, needs_input_grad, needs_weight_grad):
     N, C_in, H, W = x.shape
     dy_mats, x_mats = dy.reshape(N, w_mat.shape[0], H * W), x.reshape(N, C_in, H * W)
     dx = dw_mat = None
-    workers = _threaded(N, C_in * H * W)
+    workers = _threaded(N, C_in * H * W, w_mat.size)
     if workers is not None:          # one image per thread, as the general path's (THREADED_MIN_COLS)
         dx = np.empty_like(x) if needs_input_grad else None
 
-        def one_image(n, partial):
+        def one_image(n):
             if needs_input_grad:
                 np.matmul(w_mat.T, dy_mats[n], out=dx.reshape(N, C_in, H * W)[n])
-            if needs_weight_grad:
-                _add_product(partial, dy_mats[n], x_mats[n].T)
-        dw_mat = _sum_of_products(_each_image(workers, N, one_image), w_mat)
-        return dx, dw_mat if needs_weight_grad else None
+            return np.matmul(dy_mats[n], x_mats[n].T) if needs_weight_grad else None
+        parts = _each_image(workers, N, one_image)
+        return dx, _sum(parts, w_mat) if needs_weight_grad else None
     if needs_input_grad:
         dx = np.empty_like(x)
         np.matmul(w_mat.T, dy_mats, out=dx.reshape(N, C_in, H * W))
@@ -305,11 +286,11 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation):
             y += bias.reshape(1, C_out, 1, 1)
         return y
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
-    workers = _threaded(N, w_mat.shape[1] * OH * OW)
+    workers = _threaded(N, w_mat.shape[1] * OH * OW, w_mat.size)
     if workers is not None:
         geometry = _geometry(x.shape, (KH, KW), stride, padding, dilation)
 
-        def one_image(n, _):
+        def one_image(n):
             cols = np.empty((w_mat.shape[1], OH * OW), dtype=x.dtype)
             _im2col_serial(x[n:n + 1], cols, geometry)
             np.matmul(w_mat, cols, out=y[n].reshape(C_out, OH * OW))
@@ -358,19 +339,21 @@ def _im2col_backward(dy, x, weight, stride, padding, dilation, needs_input_grad,
         return dx, None if dw_mat is None else dw_mat.reshape(weight.shape)
     geometry = _geometry(x.shape, (KH, KW), stride, padding, dilation)
     dx = np.empty_like(x) if needs_input_grad else None
-    workers = _threaded(N, w_mat.shape[1] * OH * OW)
+    workers = _threaded(N, w_mat.shape[1] * OH * OW, w_mat.size)
     if workers is not None:
-        def one_image(n, partial):
+        def one_image(n):
             dy_mat = dy[n].reshape(C_out, OH * OW)                         # already C_out, OH*OW
+            dw_part = None
             if needs_weight_grad:
                 cols = np.empty((w_mat.shape[1], OH * OW), dtype=x.dtype)
                 _im2col_serial(x[n:n + 1], cols, geometry)
-                _add_product(partial, dy_mat, cols.T)
+                dw_part = np.matmul(dy_mat, cols.T)
                 del cols
             if needs_input_grad:
                 _col2im_serial(np.matmul(w_mat.T, dy_mat), dx[n:n + 1], geometry)
-        dw_mat = _sum_of_products(_each_image(workers, N, one_image), w_mat)
-        return dx, dw_mat.reshape(weight.shape) if needs_weight_grad else None
+            return dw_part
+        parts = _each_image(workers, N, one_image)
+        return dx, _sum(parts, w_mat).reshape(weight.shape) if needs_weight_grad else None
     dw_mat = np.zeros_like(w_mat) if needs_weight_grad else None          # C_out, C_in*KH*KW
     for n0, n1 in _image_groups(N, w_mat.shape[1] * OH * OW * x.itemsize):
         dy_mat = dy[n0:n1].transpose(1, 0, 2, 3).reshape(C_out, -1)        # C_out, g*OH*OW

@@ -392,3 +392,22 @@ def test_im2col_goes_one_image_per_thread_on_large_batches(monkeypatch):
     seen.clear()
     cpu.conv2d_forward(x[:1], weight, None, *hyper)       # one image: the plain path, the BLAS's threads
     assert seen == [before]
+    seen.clear()
+    wide = rng.standard_normal((1200, 8, 3, 3))           # 86 K weights, 78 K of cols an image: grouped
+    cpu.conv2d_forward(x, wide, None, *hyper)
+    assert seen == [before]
+
+
+def test_threaded_im2col_weight_gradient_is_the_same_every_run(monkeypatch):
+    """dw sums the images' products in image order whichever worker ran each, so two runs agree to the
+    bit (training is reproducible), and agree with the reference."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 8, 40, 40)).astype(np.float32)
+    weight = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((8, 6, 20, 20)).astype(np.float32)
+    hyper = (2, 2), (1, 1), (1, 1)
+    monkeypatch.setattr(cpu, "THREADED_MIN_COLS", 0)
+    runs = [cpu.conv2d_backward(dy, x, weight, *hyper)[1] for _ in range(6)]
+    for dw in runs[1:]:
+        np.testing.assert_array_equal(dw, runs[0])
+    np.testing.assert_allclose(runs[0], reference.conv2d_backward(dy, x, weight, *hyper)[1], rtol=1e-4, atol=1e-4)
