@@ -42,19 +42,21 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def interleaved_times(fns, device="cpu", repeats=5, warmup=1, settle=1):
+def interleaved_times(fns, device="cpu", repeats=5, warmup=1, settle=0.03):
     """Wall times in seconds of each of `fns` ([[fns[0]'s], [fns[1]'s], ...]), timed in rounds (fns[0],
     fns[1], ..., then again), after `warmup` untimed rounds (JIT compilation, caches).
 
     Why rounds: a shared machine's speed drifts over seconds; timing one function's repeats and then
     the other's puts the drift into their ratio, alternating shares it out.
-    Why `settle` untimed calls of the same function right before each timed one: two frameworks in one
-    process each keep their own threads (torch's OpenMP team, NumPy's OpenBLAS, Numba's), and those
-    go on spinning or waking for milliseconds after a call, on the cores the other's next call needs.
-    Measured 2026-12-03 (2 cores, a 1x1 conv 1024 -> 256 at 2 x 17 x 17, forward + backward): torch
-    8.4 ms alone, 14.4 ms right after a NumPy GEMM; minipsp 8.7 ms alone, 14.6 ms right after torch;
-    a 0.2 s sleep in between still left torch at 10.3 ms. A user runs one framework, so each timed call
-    follows a call of its own."""
+    Why untimed calls of the same function right before each timed one, for at least `settle` seconds
+    (one call at least): two frameworks in one process each keep their own threads (torch's OpenMP
+    team, NumPy's OpenBLAS, Numba's), and those go on spinning or waking for milliseconds after a
+    call, on the cores the other's next call needs (GNU OpenMP's idle threads spin some 300,000 times
+    before they sleep, ~10 ms). Measured 2026-12-03 (2 cores): a 1x1 conv 1024 -> 256 at 2 x 17 x 17,
+    forward + backward, torch 8.4 ms alone, 14.4 ms right after a NumPy GEMM (10.3 ms even after a
+    0.2 s sleep), minipsp 8.7 ms alone, 14.6 ms right after torch; batch norm's eval forward (a 3.5 ms
+    pass) 5.2-8.7 ms right after torch, 3.5-3.7 ms right after itself. A user runs one framework, so
+    each timed call follows calls of its own."""
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -62,9 +64,12 @@ def interleaved_times(fns, device="cpu", repeats=5, warmup=1, settle=1):
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, record in zip(fns, times):
-            for _ in range(settle):
+            settled = time.perf_counter() + settle
+            while settle > 0:
                 fn()
-            synchronize(device)
+                synchronize(device)
+                if time.perf_counter() >= settled:
+                    break
             start = time.perf_counter()
             fn()
             synchronize(device)
@@ -72,7 +77,7 @@ def interleaved_times(fns, device="cpu", repeats=5, warmup=1, settle=1):
     return times
 
 
-def interleaved_medians(fns, device="cpu", repeats=5, warmup=1, settle=1):
+def interleaved_medians(fns, device="cpu", repeats=5, warmup=1, settle=0.03):
     """The median of each of interleaved_times(fns, ...)."""
     return [statistics.median(record) for record in interleaved_times(fns, device, repeats, warmup, settle)]
 
