@@ -74,7 +74,9 @@ def adaptive_avg_pool2d_backward(dy, input_shape):
     OH, OW = dy.shape[2], dy.shape[3]
     (row_start, row_end), (col_start, col_end) = adaptive_bin_edges(H, OH), adaptive_bin_edges(W, OW)
     dx = np.empty((N * C, H, W), dtype=dy.dtype)  # zeroed plane by plane, in parallel
-    overlapping = bool(np.any(row_start[1:] < row_end[:-1]) or np.any(col_start[1:] < col_end[:-1]))
+    # (an empty output has no bins to write dx: it goes the zeroing way)
+    overlapping = bool(np.any(row_start[1:] < row_end[:-1]) or np.any(col_start[1:] < col_end[:-1])
+                       or OH == 0 or OW == 0)
     _avg_backward_planes(np.ascontiguousarray(dy).reshape(N * C, OH, OW),
                          row_start, row_end, col_start, col_end, dx, overlapping)
     return dx.reshape(N, C, H, W)

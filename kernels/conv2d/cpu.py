@@ -178,7 +178,7 @@ def _each_image(workers, N, work):
 
 def _sum(parts, like):
     """parts[0] + parts[1] + ... in this order (in place in parts[0]); zeros like `like` if empty."""
-    total = parts[0] if parts else np.zeros_like(like)
+    total = parts[0].astype(like.dtype, copy=False) if parts else np.zeros_like(like)
     for part in parts[1:]:
         total += part
     return total

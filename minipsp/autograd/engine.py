@@ -38,17 +38,26 @@ def queue_callback(callback):
     _queued_callbacks.append(callback)
 
 
+# _unshared's reference counts are those of these interpreters; elsewhere every leaf gradient is copied
+_COUNTS_KNOWN = sys.implementation.name == "cpython" and (3, 11) <= sys.version_info[:2] <= (3, 13)
+
+
 def _unshared(array):
     """True when no Python reference but the caller's one variable holds `array` or its memory: then a
     leaf may keep it as its `.grad` with no copy, and a later in-place update of that `.grad` (an
     optimizer's, the user's) changes nothing else. Anything that could alias it, another parent's
     gradient that is the same array (add's backward gives dy to both inputs), the root's gradient that
     the caller passed in, another view of the same memory, holds a reference, and the array is copied.
+    A read-only array (np.broadcast_to's) is copied too, so that `.grad` can be updated in place.
     A view is common (kernels return `dx.reshape(x.shape)`); it is unshared when it spans its base,
-    which owns the memory and is held by nothing but the view. Copying every leaf's gradient cost 5-7 ms of a 50 ms
-    1x1-conv forward + backward whose input is a leaf (32 MB), 6 of batch norm's 19 ms."""
-    # 3: the caller's variable, this function's argument, and getrefcount's own
-    if sys.getrefcount(array) > 3:
+    which owns the memory and is held by nothing but the view. Copying every leaf's gradient cost 5-7 ms
+    of a 50 ms 1x1-conv forward + backward whose input is a leaf (32 MB), 6 of batch norm's 19 ms."""
+    # 3: the caller's variable, this function's argument, and getrefcount's own. That count is
+    # CPython 3.11-3.13's: 3.10 counts one more (nothing would be kept, which is only slower) and 3.14
+    # skips some increments (LOAD_FAST_BORROW), so that an array with a second holder could pass.
+    if not _COUNTS_KNOWN or sys.getrefcount(array) > 3:
+        return False
+    if getattr(getattr(array, "flags", None), "writeable", True) is False:   # (CuPy's flags have none)
         return False
     base = getattr(array, "base", True)
     if base is None:

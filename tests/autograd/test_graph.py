@@ -232,3 +232,22 @@ def test_a_reshaped_gradient_is_kept_unless_its_memory_is_seen_elsewhere():
     _Returns.made = lambda dy: np.concatenate([2 * dy, 2 * dy])[:2]       # a slice: its base is larger
     _Returns.apply(w).sum().backward()
     assert w.grad.base is None                            # copied: the leaf holds only its own values
+
+
+def test_a_read_only_gradient_is_copied():
+    x = leaf([1.0, 2.0])
+    _Returns.made = lambda dy: np.broadcast_to(2 * dy, dy.shape)          # read-only
+    _Returns.apply(x).sum().backward()
+    x.grad += 1                                                           # must not raise
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+
+
+def test_leaf_gradients_are_kept_only_where_the_reference_counts_are_known(monkeypatch):
+    """The counts _unshared reads are CPython 3.11-3.13's; elsewhere every first gradient is copied."""
+    from minipsp.autograd import engine
+    monkeypatch.setattr(engine, "_COUNTS_KNOWN", False)
+    x = leaf([1.0, 2.0])
+    made = []
+    _Returns.made = lambda dy: made.append(id(fresh := 2 * dy)) or fresh   # (an id: no reference kept)
+    _Returns.apply(x).sum().backward()
+    assert id(x.grad) != made[0]
