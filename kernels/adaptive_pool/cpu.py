@@ -49,23 +49,18 @@ def _avg_backward_planes(dy, row_start, row_end, col_start, col_end, dx, overlap
     P = dy.shape[0]
     OH, OW = dy.shape[1], dy.shape[2]
     for p in prange(P):
-        if not overlapping:
-            for i in range(OH):
-                for j in range(OW):
-                    area = (row_end[i] - row_start[i]) * (col_end[j] - col_start[j])
-                    share = dy[p, i, j] / area
-                    for h in range(row_start[i], row_end[i]):
-                        for w in range(col_start[j], col_end[j]):
-                            dx[p, h, w] = share
-            continue
-        dx[p, :, :] = 0
+        if overlapping:
+            dx[p, :, :] = 0
         for i in range(OH):
             for j in range(OW):
                 area = (row_end[i] - row_start[i]) * (col_end[j] - col_start[j])
                 share = dy[p, i, j] / area
                 for h in range(row_start[i], row_end[i]):
                     for w in range(col_start[j], col_end[j]):
-                        dx[p, h, w] += share
+                        if overlapping:
+                            dx[p, h, w] += share
+                        else:
+                            dx[p, h, w] = share
 
 
 def adaptive_avg_pool2d_backward(dy, input_shape):
