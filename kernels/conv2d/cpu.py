@@ -148,7 +148,7 @@ def _image_groups(N, cols_bytes_per_image):
 # 0.98 ms against 11.2 ms for the whole batch's by the parallel one (1.4 ms an image); the whole
 # forward 23 -> 17 ms, backward 42 -> 35 ms (torch 32 ms for both). A 1x1 conv (x[n] is its cols)
 # goes the same way: 8 x 256 x 64 x 64 -> 64, forward 13.9-15.7 -> 12.9-14.7 ms, backward 25.8-26.0
-# # -> 19.9-22.7 ms, against one batched GEMM and a loop of per-image GEMMs on two BLAS threads. Taken for
+# -> 19.9-22.7 ms, against one batched GEMM and a loop of per-image GEMMs on two BLAS threads. Taken for
 # at least THREADED_MIN_IMAGES_PER_WORKER images a worker, THREADED_MIN_COLS elements of cols an image
 # (a gradient check's tiny arrays stay on the plain path, where waking threads costs more) and a
 # weight no larger than an image's cols (_threaded says why).
