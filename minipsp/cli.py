@@ -313,6 +313,27 @@ def _parse_once(parser, argv):
         return parser.parse_args(argv)
 
 
+def _interrupted(exc) -> int:
+    """Print the one line for a Ctrl-C or SIGTERM (`exc`, a KeyboardInterrupt) and return its exit status."""
+    signum, where = getattr(exc, "signum", 2), getattr(exc, "where", "")
+    what = "interrupted" if signum == 2 else f"stopped by signal {signum} (SIGTERM)" if signum == 15 else \
+        f"stopped by signal {signum}"
+    print(distributed.labelled(f"minipsp: {what}" + (f" {where}" if where else "")), file=sys.stderr)
+    return 128 + signum
+
+
+def _interrupt_behind(exc):
+    """The KeyboardInterrupt that caused `exc`, or None. Python 3.11 re-raises one that lands while a class
+    is being defined (in `__set_name__`, e.g. functools.cached_property inside an import of Numba's that
+    the first training step triggers) as RuntimeError("Error calling __set_name__ ...") from it: still a
+    Ctrl-C, and it must end in the same one line (CI saw the traceback once)."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
 def _run(argv) -> int:
     try:
         # the imports are inside: Ctrl-C while they load (start-up) is one line too
@@ -323,15 +344,14 @@ def _run(argv) -> int:
         args = _parse_once(parser, argv)
         COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:      # first: the clauses below name classes the import may not have reached
-        signum, where = getattr(exc, "signum", 2), getattr(exc, "where", "")
-        what = "interrupted" if signum == 2 else f"stopped by signal {signum} (SIGTERM)" if signum == 15 else \
-            f"stopped by signal {signum}"
-        print(distributed.labelled(f"minipsp: {what}" + (f" {where}" if where else "")), file=sys.stderr)
-        return 128 + signum
+        return _interrupted(exc)
     except (ConfigError, CLIError, FileNotFoundError, DatasetError, CudaUnavailableError) as exc:
         print(distributed.labelled(f"minipsp: error: {exc}"), file=sys.stderr)
         return 2
     except RuntimeError as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:
+            return _interrupted(interrupt)
         from minipsp.train import TrainingDiverged
 
         if isinstance(exc, TrainingDiverged):

@@ -109,3 +109,35 @@ def test_the_entry_runs_the_cli(tmp_path):
         done = subprocess.run([sys.executable, *module, "info"], env=env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0 and done.stdout.startswith("minipsp "), (module, done.stderr)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["KeyboardInterrupt", "inside __set_name__"])
+def test_an_interrupt_wrapped_by_a_class_definition_is_still_one_line_and_130(monkeypatch, capsys, wrapped):
+    """Python 3.11 turns a KeyboardInterrupt that lands while a class is defined (in __set_name__: CI saw one in
+    Numba's `class CFGraph`, imported by the first training step) into RuntimeError("Error calling
+    __set_name__ ...") from it. It is still a Ctrl-C: one line, 130, not the RuntimeError's traceback."""
+    from minipsp import cli
+
+    def interrupted_import(args):
+        if not wrapped:
+            raise KeyboardInterrupt
+
+        class Attribute:
+            def __set_name__(self, owner, name):
+                raise KeyboardInterrupt
+
+        class Defined:           # noqa: F841  (a real class definition: Python wraps the interrupt here)
+            value = Attribute()
+    monkeypatch.setitem(cli.COMMANDS, "info", interrupted_import)
+    assert cli.main(["info"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["minipsp: interrupted"]
+
+
+def test_other_runtime_errors_still_raise(monkeypatch):
+    from minipsp import cli
+
+    def broken(args):
+        raise RuntimeError("not an interrupt")
+    monkeypatch.setitem(cli.COMMANDS, "info", broken)
+    with pytest.raises(RuntimeError, match="not an interrupt"):
+        cli.main(["info"])
