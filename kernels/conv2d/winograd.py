@@ -78,11 +78,14 @@ the points 0, +-1, +-2 they were 6e-4, and F(4x4) could not be the default.
 Ref: Winograd 1980; Lavin & Gray, Fast Algorithms for Convolutional Neural Networks, CVPR 2016.
 """
 
+import collections
+
 import numpy as np
 from numba import njit, prange
 
 from . import space_to_batch as stb
 from . import threads
+from . import winograd_strips as strips
 
 # float64, as printed above; the filter transforms use them as they are, the tile loops hard-code them
 MATRICES = {
@@ -543,6 +546,66 @@ def _constants(dtype):
     return np.array([8, 12, 18, 27, 36, 97], dtype=dtype)
 
 
+# The transforms go by strips (winograd_strips.py: vectorised loops over whole rows of tiles) where
+# the extra tile that each row of tiles then carries through the GEMMs costs at most this much
+# more: 8 or more tiles a row (12.5%). Measured 2026-12-03 (one channel plane loop at a time, one
+# thread, min of 30 alternating calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64
+# input 1.26 -> 0.85, output 1.05 -> 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px
+# phases, waste 1.12) 1.50 -> 1.23, 1.17 -> 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74,
+# 0.58 -> 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x faster on those maps. On 17 x 17 maps with dilation
+# (3 tiles a row, waste 1.4) the strips were 2-5x slower: the per-tile loops keep those.
+STRIPS_MAX_WASTE = 1.125
+
+Tiles = collections.namedtuple("Tiles", "table per_image strips sources")
+
+
+def _tiles(H, W, OH, OW, padding, dilation, m):
+    """How the tiles of a call are numbered: the phase table (space_to_batch.py), the tiles per image
+    and whether the transforms go by strips (with winograd_strips.table's numbering and, for the
+    input transform, its sources) or tile by tile."""
+    table, per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    if per_image:
+        strip_table, strip_tiles = strips.table(table)
+        if strip_tiles <= STRIPS_MAX_WASTE * per_image:
+            return Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m))
+    return Tiles(table, per_image, False, None)
+
+
+def _rows(planes):
+    """The C-contiguous (alpha^2, >= C*T) buffer that a _planes array is a view of (winograd_strips' loops)."""
+    rows = planes.base
+    assert rows is not None and rows.flags.c_contiguous and rows.shape[0] == planes.shape[0] \
+        and planes.strides[1] == planes.shape[2] * planes.itemsize and planes.ctypes.data == rows.ctypes.data
+    return rows
+
+
+def _input(x, V, tiles, dilation, m, k, parallel):
+    """V (alpha^2, C, T) = B^T d B of every tile of x (g, C, H, W), in parallel over channels or not."""
+    if tiles.strips:
+        (strips.input_parallel if parallel else strips.input_serial)(
+            x, _rows(V), V.shape[2], tiles.table, tiles.per_image, tiles.sources, m, tuple(k))
+    else:
+        (_input_parallel if parallel else _input_serial)(x, V, tiles.table, tiles.per_image, dilation, m, k)
+
+
+def _output(M, y, tiles, dilation, m, k, parallel):
+    """y (g, C_out, OH, OW) = A^T M A of every tile of M (alpha^2, C_out, T)."""
+    if tiles.strips:
+        (strips.output_parallel if parallel else strips.output_serial)(
+            _rows(M), M.shape[2], y, tiles.table, tiles.per_image, dilation, m, tuple(k))
+    else:
+        (_output_parallel if parallel else _output_serial)(M, y, tiles.table, tiles.per_image, dilation, m, k)
+
+
+def _grad(dy, Z, tiles, dilation, m, k, parallel):
+    """Z (alpha^2, C_out, T) = A e A^T of every m x m tile e of dy (dw's transform)."""
+    if tiles.strips:
+        (strips.grad_parallel if parallel else strips.grad_serial)(
+            dy, _rows(Z), Z.shape[2], tiles.table, tiles.per_image, dilation, m, tuple(k))
+    else:
+        (_grad_parallel if parallel else _grad_serial)(dy, Z, tiles.table, tiles.per_image, dilation, m, k)
+
+
 def _groups(N, bytes_per_image, filter_bytes):
     """Image groups [(n0, n1), ...] with at most TILES_BUDGET, or twice the transformed filter, of tiles.
 
@@ -631,7 +694,8 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
     alpha2 = U.shape[0]
     C_out = U.shape[2] if flipped else U.shape[1]
     OH, OW = out_size
-    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    tiles = _tiles(H, W, OH, OW, padding, dilation, m)
+    tiles_per_image = tiles.per_image
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     if y.size == 0:
         return y
@@ -643,9 +707,9 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
     if workers is not None:
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
-            _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
+            _input(x[n:n + 1], V, tiles, dilation, m, k, False)
             M = _transformed_products(U, V, _planes(alpha2, C_out, tiles_per_image, x.dtype), m, flipped)
-            _output_serial(M, y[n:n + 1], table, tiles_per_image, dilation, m, k_out)
+            _output(M, y[n:n + 1], tiles, dilation, m, k_out, False)
         with threads.one_blas_thread():
             list(workers.map(one_image, range(N)))
         return y
@@ -653,9 +717,9 @@ def correlate(x, U, out_size, padding, dilation, m, flipped=False):
         T = (n1 - n0) * tiles_per_image
         V = _planes(alpha2, C_in, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
-        (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
+        _input(x[n0:n1], V, tiles, dilation, m, k, parallel)
         M = _transformed_products(U, V, _planes(alpha2, C_out, T, x.dtype), m, flipped)   # alpha^2, C_out, T
-        (_output_parallel if parallel else _output_serial)(M, y[n0:n1], table, tiles_per_image, dilation, m, k_out)
+        _output(M, y[n0:n1], tiles, dilation, m, k_out, parallel)
     return y
 
 
@@ -691,7 +755,8 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
     alpha2 = (m + 2) ** 2
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     OH, OW = out_size
-    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    tiles = _tiles(H, W, OH, OW, padding, dilation, m)
+    tiles_per_image = tiles.per_image
     groups = _groups(N, alpha2 * max(C_in, C_out) * tiles_per_image * x.itemsize, filter_bytes)
     by_output = C_out >= C_in
     blocks = _channel_blocks(C_out if by_output else C_in, filter_bytes)
@@ -701,8 +766,7 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
     T = N * tiles_per_image
     V = _planes(alpha2, C_in, T, x.dtype)
     parallel = V.size >= PARALLEL_MIN_SIZE
-    output = _output_parallel if parallel else _output_serial
-    (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
+    _input(x, V, tiles, dilation, m, k, parallel)
     y = np.empty((N, C_out, OH, OW), dtype=x.dtype)
     M = None if by_output else _planes(alpha2, C_out, T, x.dtype)
     part = None if by_output else np.empty_like(M)
@@ -712,14 +776,14 @@ def _correlate_weight(x, weight, out_size, padding, dilation, m, flipped=False):
         U = transform_filter(weight[c0:c1] if rows else weight[:, c0:c1], m)
         if by_output:
             M = _transformed_products(U, V, _planes(alpha2, c1 - c0, T, x.dtype), m, flipped)
-            output(M, y[:, c0:c1], table, tiles_per_image, dilation, m, k_out)   # y's channels c0:c1, a view
+            _output(M, y[:, c0:c1], tiles, dilation, m, k_out, parallel)   # y's channels c0:c1, a view
         elif c0 == 0:
             _transformed_products(U, V[:, c0:c1], M, m, flipped)
         else:
             M += _transformed_products(U, V[:, c0:c1], part, m, flipped)
         del U
     if not by_output:
-        output(M, y, table, tiles_per_image, dilation, m, k_out)
+        _output(M, y, tiles, dilation, m, k_out, parallel)
     return y
 
 
@@ -745,7 +809,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     N, C_in, H, W = x.shape
     C_out, OH, OW = dy.shape[1:]
     alpha2 = (m + 2) ** 2
-    table, tiles_per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    tiles = _tiles(H, W, OH, OW, padding, dilation, m)
+    tiles_per_image = tiles.per_image
     k = _constants(x.dtype)
     filter_bytes = alpha2 * C_out * C_in * x.itemsize
     groups = _groups(N, alpha2 * (C_in + C_out) * tiles_per_image * x.itemsize, filter_bytes)
@@ -757,8 +822,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         def one_image(n):
             V = _planes(alpha2, C_in, tiles_per_image, x.dtype)
             Z = _planes(alpha2, C_out, tiles_per_image, x.dtype)
-            _input_serial(x[n:n + 1], V, table, tiles_per_image, dilation, m, k)
-            _grad_serial(dy[n:n + 1], Z, table, tiles_per_image, dilation, m, k)
+            _input(x[n:n + 1], V, tiles, dilation, m, k, False)
+            _grad(dy[n:n + 1], Z, tiles, dilation, m, k, False)
             return np.matmul(Z, V.transpose(0, 2, 1), out=_planes(alpha2, C_out, C_in, x.dtype))
         with threads.one_blas_thread():
             partial_sums = workers.map(one_image, range(N))
@@ -773,8 +838,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         V = _planes(alpha2, C_in, T, x.dtype)
         Z = _planes(alpha2, C_out, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
-        (_input_parallel if parallel else _input_serial)(x, V, table, tiles_per_image, dilation, m, k)
-        (_grad_parallel if parallel else _grad_serial)(dy, Z, table, tiles_per_image, dilation, m, k)
+        _input(x, V, tiles, dilation, m, k, parallel)
+        _grad(dy, Z, tiles, dilation, m, k, parallel)
         dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
         for c0, c1 in blocks:
             if by_rows:
@@ -790,8 +855,8 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         V = _planes(alpha2, C_in, T, x.dtype)
         Z = _planes(alpha2, C_out, T, x.dtype)
         parallel = V.size >= PARALLEL_MIN_SIZE
-        (_input_parallel if parallel else _input_serial)(x[n0:n1], V, table, tiles_per_image, dilation, m, k)
-        (_grad_parallel if parallel else _grad_serial)(dy[n0:n1], Z, table, tiles_per_image, dilation, m, k)
+        _input(x[n0:n1], V, tiles, dilation, m, k, parallel)
+        _grad(dy[n0:n1], Z, tiles, dilation, m, k, parallel)
         if group == 0:
             np.matmul(Z, V.transpose(0, 2, 1), out=dU)                        # alpha^2, C_out, C_in
         else:

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from minipsp.kernels.conv2d import algorithm, cpu, reference, winograd
 from minipsp.kernels.conv2d import space_to_batch as stb
+from minipsp.kernels.conv2d import winograd_strips as strips
 
 import minipsp
 import minipsp.nn.functional as F
@@ -131,11 +132,13 @@ def test_space_to_batch_round_trip():
 
 @pytest.mark.parametrize("conv", WINOGRAD)
 @given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(),
-       path=st.sampled_from(["serial", "parallel", "threaded"]), copied_dx_kernel=st.booleans())
-def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path, copied_dx_kernel):
+       path=st.sampled_from(["serial", "parallel", "threaded"]), copied_dx_kernel=st.booleans(),
+       by_strips=st.booleans())
+def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path, copied_dx_kernel, by_strips):
     """Every way a Winograd call can run: serial loops, prange loops + BLAS threads, one image per
     worker thread (threads.py; taken only with 2 or more images), each with groups of images or not,
-    dx's kernel copied out of U or read from it plane by plane (FLIP_COPY_BYTES)."""
+    dx's kernel copied out of U or read from it plane by plane (FLIP_COPY_BYTES), the transforms tile
+    by tile or by strips (winograd_strips.py, forced here whatever the map's width)."""
     x, weight, bias = make_arrays(config)
     bias = bias if with_bias else None
     dy = np.random.default_rng(1).standard_normal(out_shape(config))
@@ -151,6 +154,7 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
             patch.setattr(winograd, "TILES_BUDGET", 1)
         if not copied_dx_kernel:
             patch.setattr(winograd, "FLIP_COPY_BYTES", -1)
+        patch.setattr(winograd, "STRIPS_MAX_WASTE", float("inf") if by_strips else 0.0)
         if path != "serial":  # the prange loops, or the worker threads
             patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
         if path != "threaded":
@@ -169,8 +173,8 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
 
 @pytest.mark.parametrize("conv", WINOGRAD)
 @settings(max_examples=15)
-@given(config=winograd_configs(max_extra=4), with_bias=st.booleans())
-def test_winograd_gradcheck(conv, config, with_bias):
+@given(config=winograd_configs(max_extra=4), with_bias=st.booleans(), by_strips=st.booleans())
+def test_winograd_gradcheck(conv, config, with_bias, by_strips):
     x, weight, bias = make_arrays(config)
     inputs = [minipsp.tensor(x, requires_grad=True), minipsp.tensor(weight, requires_grad=True)]
     if with_bias:
@@ -181,7 +185,71 @@ def test_winograd_gradcheck(conv, config, with_bias):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINIPSP_CONV", conv)
+        patch.setattr(winograd, "STRIPS_MAX_WASTE", float("inf") if by_strips else 0.0)
         assert minipsp.gradcheck(fn, inputs)
+
+
+def _strip_columns(by_tile, by_strip, N):
+    """The column of each tile (in the per-tile numbering's order) in the strips' numbering."""
+    columns = []
+    for n in range(N):
+        for p, row in enumerate(by_tile.table):
+            tiles_h, tiles_w = row[stb.TILES_H], row[stb.TILES_W]
+            base = n * by_strip.per_image + by_strip.table[p, stb.BASE]
+            columns += [base + th * (tiles_w + 1) + tw for th in range(tiles_h) for tw in range(tiles_w)]
+    return np.array(columns, dtype=np.int64)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=20, deadline=None)
+@given(config=winograd_configs(max_c=4, max_extra=14), parallel=st.booleans())
+def test_strips_transform_like_the_tile_loops_bit_for_bit(m, dtype, config, parallel):
+    """winograd_strips computes each transformed value as the same sum in the same order as the
+    per-tile loops, so V (input), y (output) and Z (dw's) are equal exactly, not just close; the extra
+    tile of each row of tiles has a finite V and a zero Z (dU = Z V^T must not pick anything up)."""
+    x, _, _ = make_arrays(config, dtype)
+    N, C, H, W = x.shape
+    (OH, OW), dilation = out_shape(config)[2:], config["dilation"]
+    alpha2, k = (m + 2) ** 2, winograd._constants(dtype)
+    table, per_image = stb.phase_table(H, W, OH, OW, config["padding"], dilation, m)
+    by_tile = winograd.Tiles(table, per_image, False, None)
+    strip_table, strip_tiles = strips.table(table)
+    by_strip = winograd.Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m))
+    real = _strip_columns(by_tile, by_strip, N)
+    extra = np.setdiff1d(np.arange(N * by_strip.per_image), real)
+
+    V = [winograd._planes(alpha2, C, N * tiles.per_image, dtype) for tiles in (by_tile, by_strip)]
+    for planes, tiles in zip(V, (by_tile, by_strip)):
+        winograd._input(x, planes, tiles, dilation, m, k, parallel)
+    np.testing.assert_array_equal(V[1][:, :, real], V[0])
+    assert np.isfinite(V[1]).all()
+
+    rng = np.random.default_rng(config["seed"])
+    M_tile = rng.standard_normal((alpha2, C, N * per_image)).astype(dtype)
+    M = [winograd._planes(alpha2, C, N * tiles.per_image, dtype) for tiles in (by_tile, by_strip)]
+    M[0][...] = M_tile
+    M[1][...] = 7
+    M[1][:, :, real] = M_tile
+    y = [np.full((N, C, OH, OW), np.nan, dtype) for _ in range(2)]
+    for planes, out, tiles in zip(M, y, (by_tile, by_strip)):
+        winograd._output(planes, out, tiles, dilation, m, k, parallel)
+    np.testing.assert_array_equal(y[1], y[0])            # every pixel written, the same values
+
+    dy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    Z = [winograd._planes(alpha2, C, N * tiles.per_image, dtype) for tiles in (by_tile, by_strip)]
+    for planes, tiles in zip(Z, (by_tile, by_strip)):
+        winograd._grad(dy, planes, tiles, dilation, m, k, parallel)
+    np.testing.assert_array_equal(Z[1][:, :, real], Z[0])
+    assert np.all(Z[1][:, :, extra] == 0)
+
+
+def test_strips_are_taken_on_wide_maps_only():
+    """The extra tile per row costs 1/tiles_w of the GEMMs: strips from 8 tiles a row (STRIPS_MAX_WASTE)."""
+    wide = winograd._tiles(64, 64, 64, 64, (2, 2), (2, 2), 4)       # 32 px phases: 8 tiles a row
+    narrow = winograd._tiles(17, 17, 17, 17, (2, 2), (2, 2), 4)     # 9 px phases: 3 tiles a row
+    assert wide.strips and wide.per_image == 4 * 8 * 9
+    assert not narrow.strips and narrow.per_image == stb.phase_table(17, 17, 17, 17, (2, 2), (2, 2), 4)[1]
 
 
 @pytest.mark.parametrize("conv", WINOGRAD)
