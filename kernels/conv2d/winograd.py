@@ -79,6 +79,7 @@ Ref: Winograd 1980; Lavin & Gray, Fast Algorithms for Convolutional Neural Netwo
 """
 
 import collections
+import functools
 
 import numpy as np
 from numba import njit, prange
@@ -556,19 +557,33 @@ def _constants(dtype):
 # (3 tiles a row, waste 1.4) the strips were 2-5x slower: the per-tile loops keep those.
 STRIPS_MAX_WASTE = 1.125
 
-Tiles = collections.namedtuple("Tiles", "table per_image strips sources")
+Tiles = collections.namedtuple("Tiles", "table per_image strips sources targets")
 
 
 def _tiles(H, W, OH, OW, padding, dilation, m):
-    """How the tiles of a call are numbered: the phase table (space_to_batch.py), the tiles per image
-    and whether the transforms go by strips (with winograd_strips.table's numbering and, for the
-    input transform, its sources) or tile by tile."""
+    """How the tiles of a call are numbered: the phase table (space_to_batch.py) and tiles per image,
+    and whether the transforms go by strips (with winograd_strips' numbering, sources and targets) or
+    tile by tile (STRIPS_MAX_WASTE decides, at each call)."""
+    by_tile, by_strip = _layouts(H, W, OH, OW, tuple(padding), tuple(dilation), m)
+    if by_strip is not None and by_strip.per_image <= STRIPS_MAX_WASTE * by_tile.per_image:
+        return by_strip
+    return by_tile
+
+
+@functools.lru_cache(maxsize=512)
+def _layouts(H, W, OH, OW, padding, dilation, m):
+    """Both numberings of a call's tiles (the strips' None without tiles), kept per shape (a network
+    has a few dozen): making the index tables with NumPy took 0.85 ms, five times per 3x3 layer and
+    step. Their arrays are made read-only, as every call of that shape shares them."""
     table, per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
+    by_tile, by_strip = Tiles(table, per_image, False, None, None), None
     if per_image:
         strip_table, strip_tiles = strips.table(table)
-        if strip_tiles <= STRIPS_MAX_WASTE * per_image:
-            return Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m))
-    return Tiles(table, per_image, False, None)
+        by_strip = Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m),
+                         strips.targets(strip_table, dilation, m))
+    for array in (table, *((by_strip.table, by_strip.sources, *by_strip.targets) if by_strip else ())):
+        array.flags.writeable = False
+    return by_tile, by_strip
 
 
 def _rows(planes):
@@ -592,7 +607,7 @@ def _output(M, y, tiles, dilation, m, k, parallel):
     """y (g, C_out, OH, OW) = A^T M A of every tile of M (alpha^2, C_out, T)."""
     if tiles.strips:
         (strips.output_parallel if parallel else strips.output_serial)(
-            _rows(M), M.shape[2], y, tiles.table, tiles.per_image, dilation, m, tuple(k))
+            _rows(M), M.shape[2], y, tiles.table, tiles.per_image, tiles.targets, m, tuple(k))
     else:
         (_output_parallel if parallel else _output_serial)(M, y, tiles.table, tiles.per_image, dilation, m, k)
 
@@ -601,7 +616,7 @@ def _grad(dy, Z, tiles, dilation, m, k, parallel):
     """Z (alpha^2, C_out, T) = A e A^T of every m x m tile e of dy (dw's transform)."""
     if tiles.strips:
         (strips.grad_parallel if parallel else strips.grad_serial)(
-            dy, _rows(Z), Z.shape[2], tiles.table, tiles.per_image, dilation, m, tuple(k))
+            dy, _rows(Z), Z.shape[2], tiles.table, tiles.per_image, tiles.targets, m, tuple(k))
     else:
         (_grad_parallel if parallel else _grad_serial)(dy, Z, tiles.table, tiles.per_image, dilation, m, k)
 

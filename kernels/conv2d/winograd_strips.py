@@ -186,11 +186,6 @@ def _a2_rows(src, r0, r1, s, dst, q0, q1, q2, q3, d, count):
 
 # ---------------------------------------------------------------- input transform: x -> V
 
-@njit(cache=True, inline="always")
-def _ceil_div(a, b):
-    return -((-a) // b)
-
-
 def sources(strip_table, H, W, dilation, m):
     """Where each value of the space-to-depth planes comes from, for every phase: (phases, m*m, most)
     int64, sources[p, rho*m + sigma, q*TW + col] = the offset in an (H, W) image plane of sub-image
@@ -213,6 +208,29 @@ def sources(strip_table, H, W, dilation, m):
         inside = rows_ok[:, None, :, None] & columns_ok[None, :, None, :]
         out[p, :, :sizes[p] - 1] = np.where(inside, offsets, -1).reshape(m * m, -1)
     return out
+
+
+def targets(strip_table, dilation, m):
+    """Where each finished output value goes (or, for dw, which dy value each E entry is), for every
+    phase: (rows, columns), two (phases, m*m, most) int64 arrays, for entry [p, i*m + j, th*TW + tw]
+    the pixel (a + dh*(m*th + i), b + dw*(m*tw + j)) of y, or -1 where it lies outside y and for the
+    extra tile of each row. One flat loop then scatters (or gathers) a phase, instead of a short
+    loop per row of tiles and output row: those were half of the output transform's time."""
+    dh, dw = dilation
+    sizes = strip_table[:, stb.TILES_H] * (strip_table[:, stb.TILES_W] + 1)
+    shape = (len(strip_table), m * m, int(sizes.max(initial=1)))
+    rows, columns = np.full(shape, -1, dtype=np.int64), np.full(shape, -1, dtype=np.int64)
+    for p, row in enumerate(strip_table):
+        a, b, oha, owb = (int(row[i]) for i in (stb.A, stb.B, stb.OHA, stb.OWB))
+        tiles_h, tiles_w = int(row[stb.TILES_H]), int(row[stb.TILES_W])
+        oi = m * np.arange(tiles_h)[None, :] + np.arange(m)[:, None]               # (i, th)
+        oj = m * np.arange(tiles_w + 1)[None, :] + np.arange(m)[:, None]           # (j, tw)
+        inside = (oi < oha)[:, None, :, None] & ((oj < owb) & (np.arange(tiles_w + 1) < tiles_w))[None, :, None, :]
+        h = np.broadcast_to((a + dh * oi)[:, None, :, None], inside.shape)
+        w = np.broadcast_to((b + dw * oj)[None, :, None, :], inside.shape)
+        rows[p, :, :sizes[p]] = np.where(inside, h, -1).reshape(m * m, -1)
+        columns[p, :, :sizes[p]] = np.where(inside, w, -1).reshape(m * m, -1)
+    return rows, columns
 
 
 @njit(cache=True, inline="always")
@@ -280,15 +298,11 @@ def input_parallel(x, V, columns, table, tiles_per_image, sources, m, k):
 # ---------------------------------------------------------------- output transform: M -> y
 
 @njit(cache=True, inline="always")
-def _output_channel(M, columns, y, co, table, tiles_per_image, dilation, m, k, S, Y):
-    dh, dw = dilation
+def _output_channel(M, columns, y, co, table, tiles_per_image, rows, columns_, m, k, S, Y):
     alpha = m + 2
     for n in range(y.shape[0]):
         for p in range(table.shape[0]):
-            a, b, oha, owb = table[p, stb.A], table[p, stb.B], table[p, stb.OHA], table[p, stb.OWB]
-            tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
-            TW = tiles_w + 1
-            L = tiles_h * TW
+            L = table[p, stb.TILES_H] * (table[p, stb.TILES_W] + 1)
             src = co * columns + n * tiles_per_image + table[p, stb.BASE]
             for j in range(alpha):      # A^T M: A^T over each column j of the tiles
                 if m == 4:
@@ -302,13 +316,11 @@ def _output_channel(M, columns, y, co, table, tiles_per_image, dilation, m, k, S
                               Y, 4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3, 0, L, k)
                 else:
                     _at2_rows(S, a_, a_ + 1, a_ + 2, a_ + 3, 0, Y, 2 * i, 2 * i + 1, 0, L)
-            for i in range(m):          # depth to space: the parts of the tiles inside y
-                for th in range(min(tiles_h, _ceil_div(oha - i, m))):
-                    row = a + dh * (m * th + i)
-                    for j in range(m):
-                        first, step, start = b + dw * j, dw * m, th * TW
-                        for tw in range(min(tiles_w, _ceil_div(owb - j, m))):
-                            y[n, co, row, uint64(first + step * tw)] = Y[i * m + j, uint64(start + tw)]
+            for plane in range(m * m):  # depth to space: the parts of the tiles inside y
+                for f in range(L):
+                    h = rows[p, plane, f]
+                    if h >= 0:
+                        y[n, co, uint64(h), uint64(columns_[p, plane, f])] = Y[plane, uint64(f)]
 
 
 @njit(cache=True, inline="always")
@@ -318,45 +330,32 @@ def _output_scratch(table, m, dtype):
 
 
 @njit(cache=True, nogil=True)
-def output_serial(M, columns, y, table, tiles_per_image, dilation, m, k):
+def output_serial(M, columns, y, table, tiles_per_image, targets, m, k):
     """y (g, C_out, OH, OW) from the tiles M[:, co*columns + t] (Y = A^T M A), table from table()."""
     S, Y = _output_scratch(table, m, y.dtype)
     for co in range(y.shape[1]):
-        _output_channel(M, columns, y, co, table, tiles_per_image, dilation, m, k, S, Y)
+        _output_channel(M, columns, y, co, table, tiles_per_image, targets[0], targets[1], m, k, S, Y)
 
 
 @njit(cache=True, parallel=True)
-def output_parallel(M, columns, y, table, tiles_per_image, dilation, m, k):
+def output_parallel(M, columns, y, table, tiles_per_image, targets, m, k):
     for co in prange(y.shape[1]):
         S, Y = _output_scratch(table, m, y.dtype)
-        _output_channel(M, columns, y, co, table, tiles_per_image, dilation, m, k, S, Y)
+        _output_channel(M, columns, y, co, table, tiles_per_image, targets[0], targets[1], m, k, S, Y)
 
 
 # ---------------------------------------------------------------- dw's transform: dy -> Z
 
 @njit(cache=True, inline="always")
-def _grad_channel(dy, Z, columns, co, table, tiles_per_image, dilation, m, k, E, S):
-    dh, dw = dilation
+def _grad_channel(dy, Z, columns, co, table, tiles_per_image, rows, columns_, m, k, E, S):
     alpha = m + 2
     for n in range(dy.shape[0]):
         for p in range(table.shape[0]):
-            a, b, oha, owb = table[p, stb.A], table[p, stb.B], table[p, stb.OHA], table[p, stb.OWB]
-            tiles_h, tiles_w = table[p, stb.TILES_H], table[p, stb.TILES_W]
-            TW = tiles_w + 1
-            L = tiles_h * TW
-            for i in range(m):          # space to depth: E[i*m + j, th*TW + tw] = the tile's dy (0 outside)
-                for th in range(tiles_h):
-                    inside = m * th + i < oha
-                    h = a + dh * (m * th + i)
-                    for j in range(m):
-                        plane, start = i * m + j, th * TW
-                        count = max(0, min(tiles_w, _ceil_div(owb - j, m))) if inside else 0
-                        first = b + dw * j
-                        step = dw * m
-                        for tw in range(count):
-                            E[plane, uint64(start + tw)] = dy[n, co, h, uint64(first + step * tw)]
-                        for tw in range(count, TW):
-                            E[plane, uint64(start + tw)] = 0
+            L = table[p, stb.TILES_H] * (table[p, stb.TILES_W] + 1)
+            for plane in range(m * m):  # space to depth: E[i*m + j, th*TW + tw] = the tile's dy (0 outside)
+                for f in range(L):
+                    h = rows[p, plane, f]
+                    E[plane, uint64(f)] = dy[n, co, uint64(h), uint64(columns_[p, plane, f])] if h >= 0 else 0
             dst = co * columns + n * tiles_per_image + table[p, stb.BASE]
             for j in range(m):          # A e: A over each column j
                 if m == 4:
@@ -378,16 +377,16 @@ def _grad_scratch(table, m, dtype):
 
 
 @njit(cache=True, nogil=True)
-def grad_serial(dy, Z, columns, table, tiles_per_image, dilation, m, k):
+def grad_serial(dy, Z, columns, table, tiles_per_image, targets, m, k):
     """Z[:, co*columns + t] = A e A^T for every m x m tile e of dy (zero outside, and zero for the
     extra tile of each row, so that it adds nothing to dU), table from table()."""
     E, S = _grad_scratch(table, m, dy.dtype)
     for co in range(dy.shape[1]):
-        _grad_channel(dy, Z, columns, co, table, tiles_per_image, dilation, m, k, E, S)
+        _grad_channel(dy, Z, columns, co, table, tiles_per_image, targets[0], targets[1], m, k, E, S)
 
 
 @njit(cache=True, parallel=True)
-def grad_parallel(dy, Z, columns, table, tiles_per_image, dilation, m, k):
+def grad_parallel(dy, Z, columns, table, tiles_per_image, targets, m, k):
     for co in prange(dy.shape[1]):
         E, S = _grad_scratch(table, m, dy.dtype)
-        _grad_channel(dy, Z, columns, co, table, tiles_per_image, dilation, m, k, E, S)
+        _grad_channel(dy, Z, columns, co, table, tiles_per_image, targets[0], targets[1], m, k, E, S)

@@ -213,9 +213,10 @@ def test_strips_transform_like_the_tile_loops_bit_for_bit(m, dtype, config, para
     (OH, OW), dilation = out_shape(config)[2:], config["dilation"]
     alpha2, k = (m + 2) ** 2, winograd._constants(dtype)
     table, per_image = stb.phase_table(H, W, OH, OW, config["padding"], dilation, m)
-    by_tile = winograd.Tiles(table, per_image, False, None)
+    by_tile = winograd.Tiles(table, per_image, False, None, None)
     strip_table, strip_tiles = strips.table(table)
-    by_strip = winograd.Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m))
+    by_strip = winograd.Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m),
+                              strips.targets(strip_table, dilation, m))
     real = _strip_columns(by_tile, by_strip, N)
     extra = np.setdiff1d(np.arange(N * by_strip.per_image), real)
 
