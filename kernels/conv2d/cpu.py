@@ -22,7 +22,7 @@ the rest to im2col below. MINIPSP_CONV=im2col|winograd|winograd2|winograd4 force
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from . import algorithm, threads, winograd
 from .reference import output_size
@@ -36,35 +36,77 @@ def _inside(offset, stride, size, out_size):
     return lo, max(lo, hi)
 
 
+# The loops index flat arrays with unsigned offsets (x and dx seen as (N*C*H*W,), cols as
+# (rows*columns,)), for the two reasons winograd_strips.py gives: a slice such as x[n, c, ih, a:b:sw]
+# is an array view, whose reference count Numba takes and drops with atomic instructions (one view
+# per row of output pixels, 18 K per image of the 3x3 stride-2 benchmark), and a signed index gets a
+# "negative counts from the end" test on every access, which keeps LLVM from loading whole vectors.
+# The stride-1 and stride-2 copies are written out as their own loops so that LLVM sees the constant
+# step (contiguous loads, or a load of two vectors and a shuffle) instead of a gather.
+@njit(cache=True, inline="always")
+def _copy_strided(src, s, step, dst, d, count):
+    """dst[d + i] = src[s + i*step] for i < count (s, d unsigned offsets)."""
+    if step == 1:
+        for i in range(count):
+            dst[d + uint64(i)] = src[s + uint64(i)]
+    elif step == 2:
+        for i in range(count):
+            dst[d + uint64(i)] = src[s + uint64(2 * i)]
+    else:
+        for i in range(count):
+            dst[d + uint64(i)] = src[s + uint64(i * step)]
+
+
+@njit(cache=True, inline="always")
+def _add_strided(src, s, dst, d, step, count):
+    """dst[d + i*step] += src[s + i] for i < count (s, d unsigned offsets)."""
+    if step == 1:
+        for i in range(count):
+            dst[d + uint64(i)] += src[s + uint64(i)]
+    elif step == 2:
+        for i in range(count):
+            dst[d + uint64(2 * i)] += src[s + uint64(i)]
+    else:
+        for i in range(count):
+            dst[d + uint64(i * step)] += src[s + uint64(i)]
+
+
+@njit(cache=True, inline="always")
+def _zero(dst, d, count):
+    for i in range(count):
+        dst[d + uint64(i)] = 0
+
+
 @njit(cache=True)
-def _im2col_row(x, cols, row, geometry):
-    """Fill row `row` = (c*KH + kh)*KW + kw of cols (C*KH*KW, N*OH*OW) from x (N, C, H, W)."""
+def _im2col_row(x, x_shape, cols, row, geometry):
+    """Fill row `row` = (c*KH + kh)*KW + kw of cols (C*KH*KW, N*OH*OW) from x (N, C, H, W), both flat."""
     KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = geometry
-    N, C, H, W = x.shape
+    N, C, H, W = x_shape
     c, kh, kw = row // (KH * KW), (row // KW) % KH, row % KW
     left = kw * dw - pw                           # input column seen at ow: ow*sw + left
     ow_lo, ow_hi = _inside(left, sw, W, OW)
+    row_start = uint64(row) * uint64(N * OH * OW)
     for n in range(N):
         for oh in range(OH):
-            start = (n * OH + oh) * OW
+            start = row_start + uint64((n * OH + oh) * OW)
             ih = oh * sh - ph + kh * dh
             if ih < 0 or ih >= H:                 # the whole row of taps sees padding
-                cols[row, start:start + OW] = 0
+                _zero(cols, start, OW)
                 continue
-            cols[row, start:start + ow_lo] = 0
-            if ow_hi > ow_lo:                     # (an empty interval would make a wrapped slice)
-                first, last = ow_lo * sw + left, (ow_hi - 1) * sw + left
-                cols[row, start + ow_lo:start + ow_hi] = x[n, c, ih, first:last + 1:sw]
-            cols[row, start + ow_hi:start + OW] = 0
+            _zero(cols, start, ow_lo)
+            first = uint64(((n * C + c) * H + ih) * W + ow_lo * sw + left)
+            _copy_strided(x, first, sw, cols, start + uint64(ow_lo), ow_hi - ow_lo)
+            _zero(cols, start + uint64(ow_hi), OW - ow_hi)
 
 
 @njit(cache=True)
-def _col2im_plane(cols, dx, plane, geometry):
-    """dx[n, c] for plane = n*C + c: the sum of the entries of cols copied from each of its pixels."""
+def _col2im_plane(cols, dx, dx_shape, plane, geometry):
+    """dx[n, c] for plane = n*C + c (both flat): the sum of the entries of cols copied from each of its pixels."""
     KH, KW, sh, sw, ph, pw, dh, dw, OH, OW = geometry
-    N, C, H, W = dx.shape
+    N, C, H, W = dx_shape
     n, c = plane // C, plane % C
-    dx[n, c] = 0
+    plane_start = uint64(plane * H * W)
+    _zero(dx, plane_start, H * W)
     for kh in range(KH):
         for kw in range(KW):
             row = (c * KH + kh) * KW + kw
@@ -74,9 +116,9 @@ def _col2im_plane(cols, dx, plane, geometry):
                 ih = oh * sh - ph + kh * dh
                 if ih < 0 or ih >= H:             # these entries came from padding: dropped
                     continue
-                start = (n * OH + oh) * OW
-                for ow in range(ow_lo, ow_hi):
-                    dx[n, c, ih, ow * sw + left] += cols[row, start + ow]
+                start = uint64(row * N * OH * OW + (n * OH + oh) * OW + ow_lo)
+                first = plane_start + uint64(ih * W + ow_lo * sw + left)
+                _add_strided(cols, start, dx, first, sw, ow_hi - ow_lo)
 
 
 # Each loop exists twice, serial and parallel (prange over rows or planes), and the parallel one
@@ -90,28 +132,33 @@ def _col2im_plane(cols, dx, plane, geometry):
 PARALLEL_MIN_SIZE = 1 << 23   # elements of cols (32 MB in float32)
 
 
+# (x, cols and dx are C-contiguous here, so the reshapes to flat arrays are views, made once a call.)
 @njit(cache=True, parallel=True)
 def _im2col_parallel(x, cols, geometry):
+    x_flat, cols_flat = x.reshape(x.size), cols.reshape(cols.size)
     for row in prange(cols.shape[0]):
-        _im2col_row(x, cols, row, geometry)
+        _im2col_row(x_flat, x.shape, cols_flat, row, geometry)
 
 
 @njit(cache=True, nogil=True)
 def _im2col_serial(x, cols, geometry):
+    x_flat, cols_flat = x.reshape(x.size), cols.reshape(cols.size)
     for row in range(cols.shape[0]):
-        _im2col_row(x, cols, row, geometry)
+        _im2col_row(x_flat, x.shape, cols_flat, row, geometry)
 
 
 @njit(cache=True, parallel=True)
 def _col2im_parallel(cols, dx, geometry):
+    cols_flat, dx_flat = cols.reshape(cols.size), dx.reshape(dx.size)
     for plane in prange(dx.shape[0] * dx.shape[1]):
-        _col2im_plane(cols, dx, plane, geometry)
+        _col2im_plane(cols_flat, dx_flat, dx.shape, plane, geometry)
 
 
 @njit(cache=True, nogil=True)
 def _col2im_serial(cols, dx, geometry):
+    cols_flat, dx_flat = cols.reshape(cols.size), dx.reshape(dx.size)
     for plane in range(dx.shape[0] * dx.shape[1]):
-        _col2im_plane(cols, dx, plane, geometry)
+        _col2im_plane(cols_flat, dx_flat, dx.shape, plane, geometry)
 
 
 # Bytes of cols per GEMM. Images go through in groups so that cols stays this small: a whole batch
