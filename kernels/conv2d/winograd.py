@@ -86,6 +86,7 @@ from numba import njit, prange
 
 from . import space_to_batch as stb
 from . import threads
+from . import winograd_gather as gather
 from . import winograd_strips as strips
 
 # float64, as printed above; the filter transforms use them as they are, the tile loops hard-code them
@@ -547,76 +548,107 @@ def _constants(dtype):
     return np.array([8, 12, 18, 27, 36, 97], dtype=dtype)
 
 
-# The transforms go by strips (winograd_strips.py: vectorised loops over whole rows of tiles) where
-# the extra tile that each row of tiles then carries through the GEMMs costs at most this much
-# more: 8 or more tiles a row (12.5%). Measured 2026-12-03 (one channel plane loop at a time, one
-# thread, min of 30 alternating calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64
-# input 1.26 -> 0.85, output 1.05 -> 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px
-# phases, waste 1.12) 1.50 -> 1.23, 1.17 -> 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74,
-# 0.58 -> 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x faster on those maps. On 17 x 17 maps with dilation
-# (3 tiles a row, waste 1.4) the strips were 2-5x slower: the per-tile loops keep those.
+# How the tile transforms run: three layouts of the same sums, equal bit for bit (tested).
+#   "tiles"   the per-tile loops above: one tile at a time, scalar code; the plainest form of the
+#             math, kept as the definition that the other two are checked against
+#   "strips"  winograd_strips.py: space-to-depth, then vector loops over each phase's rows of tiles;
+#             one extra tile per row of tiles goes through the GEMMs
+#   "gather"  winograd_gather.py: every tile's values gathered through an index table, then the same
+#             vector loops over all the call's tiles at once; each pixel is read (alpha/m)^2 times
+# The table takes strips where the extra tile costs at most STRIPS_MAX_WASTE more GEMM work (8 or
+# more tiles a row: 12.5%), gathered tiles elsewhere (PSPNet's 17 px maps, all the dilated phases
+# there). Measured 2026-12-03 (one channel plane loop at a time, one thread, min of 30 alternating
+# calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64 input 1.26 -> 0.85, output 1.05 ->
+# 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px phases, waste 1.12) 1.50 -> 1.23, 1.17 ->
+# 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74, 0.58 -> 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x
+# faster on those maps. On 17 x 17 maps with dilation (3 tiles a row, waste 1.4) strips were 2-5x
+# slower than the per-tile loops, and gathered tiles 1.7-3.8x faster (serial, ms, per-tile ->
+# gather, input / output / dw's): 2 x 512 x 17 x 17 dilation 4 F(2x2) 7.47 -> 3.15, 3.26 -> 0.85,
+# 3.59 -> 1.21; 2 x 256 dilation 2 F(4x4) 3.00 -> 1.62, 1.37 -> 0.77, 1.52 -> 0.95; 2 x 1024 F(2x2)
+# 10.97 -> 5.18, 5.16 -> 1.57, 3.04 -> 1.13.
+# LAYOUT forces one ("tiles", "strips" or "gather"; strips fall back to tiles on an empty output),
+# for tests and teaching; None is the table.
 STRIPS_MAX_WASTE = 1.125
+LAYOUT = None
 
-Tiles = collections.namedtuple("Tiles", "table per_image strips sources targets")
+Tiles = collections.namedtuple("Tiles", "table per_image layout sources targets")
+Layouts = collections.namedtuple("Layouts", "tiles strips gather")
 
 
 def _tiles(H, W, OH, OW, padding, dilation, m):
-    """How the tiles of a call are numbered: the phase table (space_to_batch.py) and tiles per image,
-    and whether the transforms go by strips (with winograd_strips' numbering, sources and targets) or
-    tile by tile (STRIPS_MAX_WASTE decides, at each call)."""
-    by_tile, by_strip = _layouts(H, W, OH, OW, tuple(padding), tuple(dilation), m)
-    if by_strip is not None and by_strip.per_image <= STRIPS_MAX_WASTE * by_tile.per_image:
-        return by_strip
-    return by_tile
+    """How the tiles of a call are numbered and transformed: the phase table (space_to_batch.py),
+    tiles per image, the layout and its index tables. Decided at each call (LAYOUT, STRIPS_MAX_WASTE)."""
+    layouts = _layouts(H, W, OH, OW, tuple(padding), tuple(dilation), m)
+    if LAYOUT is not None:
+        return getattr(layouts, LAYOUT) or layouts.tiles
+    if layouts.strips is not None and layouts.strips.per_image <= STRIPS_MAX_WASTE * layouts.tiles.per_image:
+        return layouts.strips
+    return layouts.gather
 
 
 @functools.lru_cache(maxsize=512)
 def _layouts(H, W, OH, OW, padding, dilation, m):
-    """Both numberings of a call's tiles (the strips' None without tiles), kept per shape (a network
-    has a few dozen): making the index tables with NumPy took 0.85 ms, five times per 3x3 layer and
-    step. Their arrays are made read-only, as every call of that shape shares them."""
+    """Every layout of a call's tiles (strips None without tiles), kept per shape (a network has a few
+    dozen): making the index tables with NumPy took 0.85 ms, five times per 3x3 layer and step.
+    Their arrays are made read-only, as every call of that shape shares them."""
     table, per_image = stb.phase_table(H, W, OH, OW, padding, dilation, m)
-    by_tile, by_strip = Tiles(table, per_image, False, None, None), None
+    by_tile, by_strip = Tiles(table, per_image, "tiles", None, None), None
+    by_gather = Tiles(table, per_image, "gather", gather.sources(table, per_image, H, W, dilation, m),
+                      gather.targets(table, per_image, dilation, m))
     if per_image:
         strip_table, strip_tiles = strips.table(table)
-        by_strip = Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m),
+        by_strip = Tiles(strip_table, strip_tiles, "strips", strips.sources(strip_table, H, W, dilation, m),
                          strips.targets(strip_table, dilation, m))
-    for array in (table, *((by_strip.table, by_strip.sources, *by_strip.targets) if by_strip else ())):
+    arrays = [table, by_gather.sources, *by_gather.targets]
+    if by_strip is not None:
+        arrays += [by_strip.table, by_strip.sources, *by_strip.targets]
+    for array in arrays:
         array.flags.writeable = False
-    return by_tile, by_strip
+    return Layouts(by_tile, by_strip, by_gather)
 
 
 def _rows(planes):
-    """The C-contiguous (alpha^2, >= C*T) buffer that a _planes array is a view of (winograd_strips' loops)."""
+    """The C-contiguous (alpha^2, >= C*T) buffer that a _planes array is a view of (the vector loops')."""
     rows = planes.base
+    # (NumPy may give a length-1 axis any stride: only a longer one has to be a row of T tiles)
     assert rows is not None and rows.flags.c_contiguous and rows.shape[0] == planes.shape[0] \
-        and planes.strides[1] == planes.shape[2] * planes.itemsize and planes.ctypes.data == rows.ctypes.data
+        and (planes.shape[1] <= 1 or planes.strides[1] == planes.shape[2] * planes.itemsize) \
+        and planes.ctypes.data == rows.ctypes.data
     return rows
 
 
 def _input(x, V, tiles, dilation, m, k, parallel):
     """V (alpha^2, C, T) = B^T d B of every tile of x (g, C, H, W), in parallel over channels or not."""
-    if tiles.strips:
+    if tiles.layout == "strips":
         (strips.input_parallel if parallel else strips.input_serial)(
             x, _rows(V), V.shape[2], tiles.table, tiles.per_image, tiles.sources, m, tuple(k))
+    elif tiles.layout == "gather":
+        (gather.input_parallel if parallel else gather.input_serial)(x, _rows(V), V.shape[2], tiles.sources, m,
+                                                                      tuple(k))
     else:
         (_input_parallel if parallel else _input_serial)(x, V, tiles.table, tiles.per_image, dilation, m, k)
 
 
 def _output(M, y, tiles, dilation, m, k, parallel):
     """y (g, C_out, OH, OW) = A^T M A of every tile of M (alpha^2, C_out, T)."""
-    if tiles.strips:
+    if tiles.layout == "strips":
         (strips.output_parallel if parallel else strips.output_serial)(
             _rows(M), M.shape[2], y, tiles.table, tiles.per_image, tiles.targets, m, tuple(k))
+    elif tiles.layout == "gather":
+        (gather.output_parallel if parallel else gather.output_serial)(_rows(M), M.shape[2], y, tiles.targets, m,
+                                                                        tuple(k))
     else:
         (_output_parallel if parallel else _output_serial)(M, y, tiles.table, tiles.per_image, dilation, m, k)
 
 
 def _grad(dy, Z, tiles, dilation, m, k, parallel):
     """Z (alpha^2, C_out, T) = A e A^T of every m x m tile e of dy (dw's transform)."""
-    if tiles.strips:
+    if tiles.layout == "strips":
         (strips.grad_parallel if parallel else strips.grad_serial)(
             dy, _rows(Z), Z.shape[2], tiles.table, tiles.per_image, tiles.targets, m, tuple(k))
+    elif tiles.layout == "gather":
+        (gather.grad_parallel if parallel else gather.grad_serial)(dy, _rows(Z), Z.shape[2], tiles.targets, m,
+                                                                    tuple(k))
     else:
         (_grad_parallel if parallel else _grad_serial)(dy, Z, tiles.table, tiles.per_image, dilation, m, k)
 

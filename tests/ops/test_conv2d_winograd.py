@@ -19,12 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from minipsp.kernels.conv2d import algorithm, cpu, reference, winograd
 from minipsp.kernels.conv2d import space_to_batch as stb
+from minipsp.kernels.conv2d import winograd_gather as gather
 from minipsp.kernels.conv2d import winograd_strips as strips
 
 import minipsp
 import minipsp.nn.functional as F
 
 WINOGRAD = ["winograd2", "winograd4"]
+LAYOUTS = ["tiles", "strips", "gather"]          # winograd.LAYOUT
 
 
 @st.composite
@@ -133,12 +135,13 @@ def test_space_to_batch_round_trip():
 @pytest.mark.parametrize("conv", WINOGRAD)
 @given(config=winograd_configs(), with_bias=st.booleans(), grouped=st.booleans(),
        path=st.sampled_from(["serial", "parallel", "threaded"]), copied_dx_kernel=st.booleans(),
-       by_strips=st.booleans())
-def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path, copied_dx_kernel, by_strips):
+       layout=st.sampled_from(LAYOUTS))
+def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped, path, copied_dx_kernel, layout):
     """Every way a Winograd call can run: serial loops, prange loops + BLAS threads, one image per
     worker thread (threads.py; taken only with 2 or more images), each with groups of images or not,
     dx's kernel copied out of U or read from it plane by plane (FLIP_COPY_BYTES), the transforms tile
-    by tile or by strips (winograd_strips.py, forced here whatever the map's width)."""
+    by tile, by strips (winograd_strips.py) or on gathered tiles (winograd_gather.py), forced here
+    whatever the map's width."""
     x, weight, bias = make_arrays(config)
     bias = bias if with_bias else None
     dy = np.random.default_rng(1).standard_normal(out_shape(config))
@@ -154,7 +157,7 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
             patch.setattr(winograd, "TILES_BUDGET", 1)
         if not copied_dx_kernel:
             patch.setattr(winograd, "FLIP_COPY_BYTES", -1)
-        patch.setattr(winograd, "STRIPS_MAX_WASTE", float("inf") if by_strips else 0.0)
+        patch.setattr(winograd, "LAYOUT", layout)
         if path != "serial":  # the prange loops, or the worker threads
             patch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
         if path != "threaded":
@@ -173,8 +176,8 @@ def test_winograd_matches_im2col_and_reference(conv, config, with_bias, grouped,
 
 @pytest.mark.parametrize("conv", WINOGRAD)
 @settings(max_examples=15)
-@given(config=winograd_configs(max_extra=4), with_bias=st.booleans(), by_strips=st.booleans())
-def test_winograd_gradcheck(conv, config, with_bias, by_strips):
+@given(config=winograd_configs(max_extra=4), with_bias=st.booleans(), layout=st.sampled_from(LAYOUTS))
+def test_winograd_gradcheck(conv, config, with_bias, layout):
     x, weight, bias = make_arrays(config)
     inputs = [minipsp.tensor(x, requires_grad=True), minipsp.tensor(weight, requires_grad=True)]
     if with_bias:
@@ -185,7 +188,7 @@ def test_winograd_gradcheck(conv, config, with_bias, by_strips):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINIPSP_CONV", conv)
-        patch.setattr(winograd, "STRIPS_MAX_WASTE", float("inf") if by_strips else 0.0)
+        patch.setattr(winograd, "LAYOUT", layout)
         assert minipsp.gradcheck(fn, inputs)
 
 
@@ -213,9 +216,9 @@ def test_strips_transform_like_the_tile_loops_bit_for_bit(m, dtype, config, para
     (OH, OW), dilation = out_shape(config)[2:], config["dilation"]
     alpha2, k = (m + 2) ** 2, winograd._constants(dtype)
     table, per_image = stb.phase_table(H, W, OH, OW, config["padding"], dilation, m)
-    by_tile = winograd.Tiles(table, per_image, False, None, None)
+    by_tile = winograd.Tiles(table, per_image, "tiles", None, None)
     strip_table, strip_tiles = strips.table(table)
-    by_strip = winograd.Tiles(strip_table, strip_tiles, True, strips.sources(strip_table, H, W, dilation, m),
+    by_strip = winograd.Tiles(strip_table, strip_tiles, "strips", strips.sources(strip_table, H, W, dilation, m),
                               strips.targets(strip_table, dilation, m))
     real = _strip_columns(by_tile, by_strip, N)
     extra = np.setdiff1d(np.arange(N * by_strip.per_image), real)
@@ -245,12 +248,50 @@ def test_strips_transform_like_the_tile_loops_bit_for_bit(m, dtype, config, para
     assert np.all(Z[1][:, :, extra] == 0)
 
 
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=20, deadline=None)
+@given(config=winograd_configs(max_c=4, max_extra=14), parallel=st.booleans())
+def test_gathered_tiles_transform_like_the_tile_loops_bit_for_bit(m, dtype, config, parallel):
+    """winograd_gather uses the per-tile numbering and the same sums in the same order: V, y and Z
+    equal to the per-tile loops' exactly, with every pixel of y written."""
+    x, _, _ = make_arrays(config, dtype)
+    N, C, H, W = x.shape
+    (OH, OW), dilation = out_shape(config)[2:], config["dilation"]
+    alpha2, k = (m + 2) ** 2, winograd._constants(dtype)
+    table, per_image = stb.phase_table(H, W, OH, OW, config["padding"], dilation, m)
+    by_tile = winograd.Tiles(table, per_image, "tiles", None, None)
+    by_gather = winograd.Tiles(table, per_image, "gather", gather.sources(table, per_image, H, W, dilation, m),
+                               gather.targets(table, per_image, dilation, m))
+    rng = np.random.default_rng(config["seed"])
+    M = winograd._planes(alpha2, C, N * per_image, dtype)
+    M[...] = rng.standard_normal(M.shape)
+    dy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    results = []
+    for tiles in (by_tile, by_gather):
+        V, Z = (winograd._planes(alpha2, C, N * per_image, dtype) for _ in range(2))
+        y = np.full((N, C, OH, OW), np.nan, dtype)
+        winograd._input(x, V, tiles, dilation, m, k, parallel)
+        winograd._output(M, y, tiles, dilation, m, k, parallel)
+        winograd._grad(dy, Z, tiles, dilation, m, k, parallel)
+        results.append((V, y, Z))
+    for name, by_tiles, gathered in zip("VyZ", *results):
+        np.testing.assert_array_equal(gathered, by_tiles, err_msg=name)
+    assert not np.isnan(results[1][1]).any()
+
+
 def test_strips_are_taken_on_wide_maps_only():
-    """The extra tile per row costs 1/tiles_w of the GEMMs: strips from 8 tiles a row (STRIPS_MAX_WASTE)."""
+    """The extra tile per row costs 1/tiles_w of the GEMMs: strips from 8 tiles a row (STRIPS_MAX_WASTE),
+    gathered tiles below; LAYOUT forces one."""
     wide = winograd._tiles(64, 64, 64, 64, (2, 2), (2, 2), 4)       # 32 px phases: 8 tiles a row
     narrow = winograd._tiles(17, 17, 17, 17, (2, 2), (2, 2), 4)     # 9 px phases: 3 tiles a row
-    assert wide.strips and wide.per_image == 4 * 8 * 9
-    assert not narrow.strips and narrow.per_image == stb.phase_table(17, 17, 17, 17, (2, 2), (2, 2), 4)[1]
+    assert wide.layout == "strips" and wide.per_image == 4 * 8 * 9
+    assert narrow.layout == "gather" and narrow.per_image == stb.phase_table(17, 17, 17, 17, (2, 2), (2, 2), 4)[1]
+    for layout in LAYOUTS:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(winograd, "LAYOUT", layout)
+            assert winograd._tiles(17, 17, 17, 17, (2, 2), (2, 2), 4).layout == layout
+            assert winograd._tiles(64, 64, 64, 64, (2, 2), (2, 2), 4).layout == layout
 
 
 @pytest.mark.parametrize("conv", WINOGRAD)
@@ -408,12 +449,12 @@ def test_the_workers_leave_the_blas_thread_count_as_it_was(monkeypatch):
     get, _ = threads._blas
     before = get()
     seen = []
-    real_serial = winograd._output_serial
+    real_output = winograd._output
 
     def spy(*args):
         seen.append(get())
-        return real_serial(*args)
-    monkeypatch.setattr(winograd, "_output_serial", spy)
+        return real_output(*args)
+    monkeypatch.setattr(winograd, "_output", spy)
     monkeypatch.setattr(winograd, "PARALLEL_MIN_SIZE", 0)
     monkeypatch.setattr(winograd, "THREADED_MIN_TILES", 0)
     monkeypatch.setattr(winograd, "THREADED_MIN_IMAGES_PER_WORKER", 1)
