@@ -82,7 +82,7 @@ import collections
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from . import space_to_batch as stb
 from . import threads
@@ -469,9 +469,14 @@ def _gt2(u0, u1, u2, u3, kg):
     return u0 + p, (u1 - u2) * half, p + u3
 
 
+# The filter loops write U through its (alpha^2, C_out*C_in + 16) buffer (_rows) at unsigned
+# offsets, and take the constants as a tuple: with U as a strided 3-D view, signed indices and the
+# constants read from an array (reloaded after every store), they spent ~1 ns a stored value, four
+# times what writing U to memory takes (winograd_strips.py has the same findings).
 @njit(cache=True, inline="always")
-def _transform_one(w, o, i, U, m, kg):
-    """U[:, o, i] = G g G^T for g = w[o, i] (3, 3)."""
+def _transform_one(w, o, i, U, column, m, kg):
+    """U[:, column] = G g G^T for g = w[o, i] (3, 3); U is the (alpha^2, >= C_out*C_in) buffer."""
+    o, i = uint64(o), uint64(i)
     g00, g01, g02 = np.float64(w[o, i, 0, 0]), np.float64(w[o, i, 0, 1]), np.float64(w[o, i, 0, 2])
     g10, g11, g12 = np.float64(w[o, i, 1, 0]), np.float64(w[o, i, 1, 1]), np.float64(w[o, i, 1, 2])
     g20, g21, g22 = np.float64(w[o, i, 2, 0]), np.float64(w[o, i, 2, 1]), np.float64(w[o, i, 2, 2])
@@ -482,7 +487,7 @@ def _transform_one(w, o, i, U, m, kg):
         for a in range(6):   # (G g) G^T: row a is G (c0[a], c1[a], c2[a])
             values = _g4(c0[a], c1[a], c2[a], kg)
             for b in range(6):
-                U[a * 6 + b, o, i] = values[b]
+                U[uint64(a * 6 + b), column] = values[b]
     else:
         c0 = _g2(g00, g10, g20, kg)
         c1 = _g2(g01, g11, g21, kg)
@@ -490,44 +495,53 @@ def _transform_one(w, o, i, U, m, kg):
         for a in range(4):
             values = _g2(c0[a], c1[a], c2[a], kg)
             for b in range(4):
-                U[a * 4 + b, o, i] = values[b]
+                U[uint64(a * 4 + b), column] = values[b]
 
 
 @njit(cache=True, parallel=True)
 def _filter_transform(w, U, m, kg):
-    """U[pos, co, c] = (G g G^T)[pos] for g = w[co, c] (w: the weight, (C_out, C_in, 3, 3))."""
+    """U[pos, co*C_in + c] = (G g G^T)[pos] for g = w[co, c] (w: the weight, (C_out, C_in, 3, 3))."""
+    C_in = w.shape[1]
     for co in prange(w.shape[0]):
-        for c in range(w.shape[1]):
-            _transform_one(w, co, c, U, m, kg)
+        for c in range(C_in):
+            _transform_one(w, co, c, U, uint64(co * C_in + c), m, kg)
 
 
 @njit(cache=True, parallel=True)
 def _filter_transform_adjoint(dU, dw, m, kg):
-    """dw[co, c] = G^T dU[:, co, c] G (3, 3), dU seen as alpha x alpha: the filter transform's adjoint."""
+    """dw[co, c] = G^T dU[:, co*C_in + c] G (3, 3), dU seen as alpha x alpha: the filter transform's adjoint."""
     C_out, C_in = dw.shape[0], dw.shape[1]
     for co in prange(C_out):
         for c in range(C_in):
+            f, o, i = uint64(co * C_in + c), uint64(co), uint64(c)
             if m == 4:   # G^T dU: column j of the result is r_j (3 values)
-                r0 = _gt4(dU[0, co, c], dU[6, co, c], dU[12, co, c], dU[18, co, c], dU[24, co, c], dU[30, co, c], kg)
-                r1 = _gt4(dU[1, co, c], dU[7, co, c], dU[13, co, c], dU[19, co, c], dU[25, co, c], dU[31, co, c], kg)
-                r2 = _gt4(dU[2, co, c], dU[8, co, c], dU[14, co, c], dU[20, co, c], dU[26, co, c], dU[32, co, c], kg)
-                r3 = _gt4(dU[3, co, c], dU[9, co, c], dU[15, co, c], dU[21, co, c], dU[27, co, c], dU[33, co, c], kg)
-                r4 = _gt4(dU[4, co, c], dU[10, co, c], dU[16, co, c], dU[22, co, c], dU[28, co, c], dU[34, co, c], kg)
-                r5 = _gt4(dU[5, co, c], dU[11, co, c], dU[17, co, c], dU[23, co, c], dU[29, co, c], dU[35, co, c], kg)
+                r0 = _gt4(dU[0, f], dU[6, f], dU[12, f], dU[18, f], dU[24, f], dU[30, f], kg)
+                r1 = _gt4(dU[1, f], dU[7, f], dU[13, f], dU[19, f], dU[25, f], dU[31, f], kg)
+                r2 = _gt4(dU[2, f], dU[8, f], dU[14, f], dU[20, f], dU[26, f], dU[32, f], kg)
+                r3 = _gt4(dU[3, f], dU[9, f], dU[15, f], dU[21, f], dU[27, f], dU[33, f], kg)
+                r4 = _gt4(dU[4, f], dU[10, f], dU[16, f], dU[22, f], dU[28, f], dU[34, f], kg)
+                r5 = _gt4(dU[5, f], dU[11, f], dU[17, f], dU[23, f], dU[29, f], dU[35, f], kg)
                 for k in range(3):   # (G^T dU) G: row k is G^T (r0[k], ..., r5[k])
                     row = _gt4(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k], kg)
-                    dw[co, c, k, 0], dw[co, c, k, 1], dw[co, c, k, 2] = row
+                    dw[o, i, k, 0], dw[o, i, k, 1], dw[o, i, k, 2] = row
             else:
-                r0 = _gt2(dU[0, co, c], dU[4, co, c], dU[8, co, c], dU[12, co, c], kg)
-                r1 = _gt2(dU[1, co, c], dU[5, co, c], dU[9, co, c], dU[13, co, c], kg)
-                r2 = _gt2(dU[2, co, c], dU[6, co, c], dU[10, co, c], dU[14, co, c], kg)
-                r3 = _gt2(dU[3, co, c], dU[7, co, c], dU[11, co, c], dU[15, co, c], kg)
+                r0 = _gt2(dU[0, f], dU[4, f], dU[8, f], dU[12, f], kg)
+                r1 = _gt2(dU[1, f], dU[5, f], dU[9, f], dU[13, f], kg)
+                r2 = _gt2(dU[2, f], dU[6, f], dU[10, f], dU[14, f], kg)
+                r3 = _gt2(dU[3, f], dU[7, f], dU[11, f], dU[15, f], kg)
                 for k in range(3):
-                    dw[co, c, k, 0], dw[co, c, k, 1], dw[co, c, k, 2] = _gt2(r0[k], r1[k], r2[k], r3[k], kg)
+                    dw[o, i, k, 0], dw[o, i, k, 1], dw[o, i, k, 2] = _gt2(r0[k], r1[k], r2[k], r3[k], kg)
+
+
+def _transform_adjoint(dU, dw, m):
+    """dw = G^T dU G for dU a _planes array (alpha^2, C_out, C_in) (dw may be a view of some channels)."""
+    _filter_transform_adjoint(_rows(dU), dw, m, _filter_constants(m))
 
 
 def _filter_constants(m):
-    return np.array([1 / 4680, 4, 6, 9, 130] if m == 4 else [1 / 2], dtype=np.float64)
+    """G's constants as scalars (float64): scale 1/4680 and 4, 6, 9, 130 for F(4, 3); 1/2 for F(2, 3)
+    (padded to the same five, so that both compile the same tuple type)."""
+    return (1 / 4680, 4.0, 6.0, 9.0, 130.0) if m == 4 else (1 / 2, 0.0, 0.0, 0.0, 0.0)
 
 
 # ---------------------------------------------------------------- the convolutions
@@ -676,7 +690,7 @@ def transform_filter(weight, m):
     """U = G g G^T: weight (C_out, C_in, 3, 3) -> (alpha^2, C_out, C_in), in weight's dtype."""
     C_out, C_in = weight.shape[:2]
     U = _planes((m + 2) ** 2, C_out, C_in, weight.dtype)
-    _filter_transform(weight, U, m, _filter_constants(m))
+    _filter_transform(weight, _rows(U), m, _filter_constants(m))
     return U
 
 
@@ -878,7 +892,7 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
             for part in partial_sums:
                 dU += part
         dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
-        _filter_transform_adjoint(dU, dw, m, _filter_constants(m))
+        _transform_adjoint(dU, dw, m)
         return dw
     if len(blocks) > 1 and len(groups) == 1 and N > 0:          # dU in blocks of rows or of columns
         T = N * tiles_per_image
@@ -891,10 +905,10 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
         for c0, c1 in blocks:
             if by_rows:
                 dU = np.matmul(Z[:, c0:c1], V.transpose(0, 2, 1), out=_planes(alpha2, c1 - c0, C_in, x.dtype))
-                _filter_transform_adjoint(dU, dw[c0:c1], m, _filter_constants(m))
+                _transform_adjoint(dU, dw[c0:c1], m)
             else:
                 dU = np.matmul(Z, V[:, c0:c1].transpose(0, 2, 1), out=_planes(alpha2, C_out, c1 - c0, x.dtype))
-                _filter_transform_adjoint(dU, dw[:, c0:c1], m, _filter_constants(m))
+                _transform_adjoint(dU, dw[:, c0:c1], m)
         return dw
     dU = _planes(alpha2, C_out, C_in, x.dtype)
     for group, (n0, n1) in enumerate(groups):
@@ -911,5 +925,5 @@ def conv2d_weight_grad(dy, x, weight_shape, padding, dilation, m):
     if N == 0:
         dU[...] = 0
     dw = np.empty((C_out, C_in, 3, 3), dtype=x.dtype)
-    _filter_transform_adjoint(dU, dw, m, _filter_constants(m))
+    _transform_adjoint(dU, dw, m)
     return dw
