@@ -569,11 +569,17 @@ def _constants(dtype):
 #             one extra tile per row of tiles goes through the GEMMs
 #   "gather"  winograd_gather.py: every tile's values gathered through an index table, then the same
 #             vector loops over all the call's tiles at once; each pixel is read (alpha/m)^2 times
-# The table takes strips where the extra tile costs at most STRIPS_MAX_WASTE more GEMM work (8 or
-# more tiles a row: 12.5%), gathered tiles elsewhere (PSPNet's 17 px maps, all the dilated phases
-# there). Measured 2026-12-03 (one channel plane loop at a time, one thread, min of 30 alternating
-# calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64 input 1.26 -> 0.85, output 1.05 ->
-# 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px phases, waste 1.12) 1.50 -> 1.23, 1.17 ->
+# The table takes strips where the extra tile costs at most STRIPS_MAX_WASTE more GEMM work (32 or
+# more tiles a row: 3%), gathered tiles elsewhere. Whole convolutions, fwd + dx + dw, strips ->
+# gather, interleaved medians, 2 cores, 2026-12-03 19:00 UTC, ms: 8 x 64 x 64 x 64 dilation 2 (8
+# tiles a row of F(4x4)) 79.1 -> 62.5 and 75.3 -> 61.8; 8 x 64 x 65 x 65 (17 a row) 75.9 -> 72.7;
+# 2 x 64 x 65 x 65 36.4 -> 32.3; 8 x 64 x 33 x 33 24.9 -> 23.5; 8 x 256 x 33 x 33 270 -> 245;
+# 2 x 1024 -> 512 at 17 px (F(2x2), 9 a row) 144.5 -> 137.2, 153.1 -> 153.9; but 8 x 64 x 129 x 129
+# (33 a row) 237 -> 245: only there, where the extra tile is 3% and the gather's 2.25 reads a pixel
+# cost more than it saves, do strips win. (Until this measurement strips were taken from 8 tiles a
+# row, against the per-tile loops.) Measured earlier on 2026-12-03 (one channel plane loop at a time,
+# one thread, min of 30 alternating calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64
+# input 1.26 -> 0.85, output 1.05 -> 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px phases, waste 1.12) 1.50 -> 1.23, 1.17 ->
 # 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74, 0.58 -> 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x
 # faster on those maps. On 17 x 17 maps with dilation (3 tiles a row, waste 1.4) strips were 2-5x
 # slower than the per-tile loops, and gathered tiles 1.7-3.8x faster (serial, ms, per-tile ->
@@ -582,7 +588,7 @@ def _constants(dtype):
 # 10.97 -> 5.18, 5.16 -> 1.57, 3.04 -> 1.13.
 # LAYOUT forces one ("tiles", "strips" or "gather"; strips fall back to tiles on an empty output),
 # for tests and teaching; None is the table.
-STRIPS_MAX_WASTE = 1.125
+STRIPS_MAX_WASTE = 1.03125
 LAYOUT = None
 
 Tiles = collections.namedtuple("Tiles", "table per_image layout sources targets")

@@ -281,12 +281,12 @@ def test_gathered_tiles_transform_like_the_tile_loops_bit_for_bit(m, dtype, conf
 
 
 def test_strips_are_taken_on_wide_maps_only():
-    """The extra tile per row costs 1/tiles_w of the GEMMs: strips from 8 tiles a row (STRIPS_MAX_WASTE),
+    """The extra tile per row costs 1/tiles_w of the GEMMs: strips from 32 tiles a row (STRIPS_MAX_WASTE),
     gathered tiles below; LAYOUT forces one."""
-    wide = winograd._tiles(64, 64, 64, 64, (2, 2), (2, 2), 4)       # 32 px phases: 8 tiles a row
-    narrow = winograd._tiles(17, 17, 17, 17, (2, 2), (2, 2), 4)     # 9 px phases: 3 tiles a row
-    assert wide.layout == "strips" and wide.per_image == 4 * 8 * 9
-    assert narrow.layout == "gather" and narrow.per_image == stb.phase_table(17, 17, 17, 17, (2, 2), (2, 2), 4)[1]
+    wide = winograd._tiles(129, 129, 129, 129, (1, 1), (1, 1), 4)   # 33 tiles a row
+    narrow = winograd._tiles(64, 64, 64, 64, (2, 2), (2, 2), 4)     # 32 px phases: 8 tiles a row
+    assert wide.layout == "strips" and wide.per_image == 33 * 34
+    assert narrow.layout == "gather" and narrow.per_image == 4 * 8 * 8
     for layout in LAYOUTS:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(winograd, "LAYOUT", layout)
