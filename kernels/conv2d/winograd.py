@@ -579,13 +579,13 @@ def _constants(dtype):
 # cost more than it saves, do strips win. (Until this measurement strips were taken from 8 tiles a
 # row, against the per-tile loops.) Measured earlier on 2026-12-03 (one channel plane loop at a time,
 # one thread, min of 30 alternating calls, per-tile loops -> strips, ms): F(4x4) 64 channels 64 x 64
-# input 1.26 -> 0.85, output 1.05 -> 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px phases, waste 1.12) 1.50 -> 1.23, 1.17 ->
-# 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74, 0.58 -> 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x
-# faster on those maps. On 17 x 17 maps with dilation (3 tiles a row, waste 1.4) strips were 2-5x
-# slower than the per-tile loops, and gathered tiles 1.7-3.8x faster (serial, ms, per-tile ->
-# gather, input / output / dw's): 2 x 512 x 17 x 17 dilation 4 F(2x2) 7.47 -> 3.15, 3.26 -> 0.85,
-# 3.59 -> 1.21; 2 x 256 dilation 2 F(4x4) 3.00 -> 1.62, 1.37 -> 0.77, 1.52 -> 0.95; 2 x 1024 F(2x2)
-# 10.97 -> 5.18, 5.16 -> 1.57, 3.04 -> 1.13.
+# input 1.26 -> 0.85, output 1.05 -> 0.62, dw's 0.98 -> 0.61; the same with dilation 2 (32 px phases,
+# waste 1.12) 1.50 -> 1.23, 1.17 -> 0.76, 1.15 -> 0.83; 128 channels 33 x 33 0.85 -> 0.74, 0.58 ->
+# 0.41, 0.65 -> 0.47; F(2x2) 2.0-2.4x faster on those maps. On 17 x 17 maps with dilation (3 tiles a
+# row, waste 1.4) strips were 2-5x slower than the per-tile loops, and gathered tiles 1.7-3.8x faster
+# (serial, ms, per-tile -> gather, input / output / dw's): 2 x 512 x 17 x 17 dilation 4 F(2x2) 7.47 ->
+# 3.15, 3.26 -> 0.85, 3.59 -> 1.21; 2 x 256 dilation 2 F(4x4) 3.00 -> 1.62, 1.37 -> 0.77, 1.52 ->
+# 0.95; 2 x 1024 F(2x2) 10.97 -> 5.18, 5.16 -> 1.57, 3.04 -> 1.13.
 # LAYOUT forces one ("tiles", "strips" or "gather"; strips fall back to tiles on an empty output),
 # for tests and teaching; None is the table.
 STRIPS_MAX_WASTE = 1.03125
